@@ -1,0 +1,106 @@
+/*
+ * vaultcfg: the vault configuration (BACKING/.custody/config) and its key slots.
+ *
+ * The configuration is a small text file, one "name value..." line each (FORMAT.md has the
+ * grammar), ending in a BLAKE2b-256 checksum line that tells accidental corruption apart from a
+ * wrong key.  It names the format version, the vault's random ID, the block cipher, and holds one
+ * or more key slots.  Each slot wraps the same random 256-bit master key with XChaCha20-Poly1305
+ * under a key derived from a passphrase (Argon2id) or a 32-byte key file (BLAKE2b), with every
+ * vault-wide field and the slot's own parameters as associated data: changing the cipher, the
+ * vault ID or a KDF parameter makes every slot fail to open.
+ *
+ * This module parses and produces bytes; reading and writing the file is the caller's business.
+ * Secrets passed in are only read; derived keys are wiped before returning.
+ */
+#ifndef CUSTODY_VAULTCFG_H
+#define CUSTODY_VAULTCFG_H
+
+#include "content.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VAULTCFG_FORMAT 1
+#define VAULTCFG_ID_SIZE 16
+#define VAULTCFG_SALT_SIZE 16
+#define VAULTCFG_WRAPPED_SIZE (24 + CONTENT_KEY_SIZE + 16) /* nonce | key | tag */
+#define VAULTCFG_MAX_SLOTS 8
+#define VAULTCFG_MAX_TEXT 16384
+#define VAULTCFG_KEYFILE_SIZE 32
+
+enum slot_kind {
+    SLOT_PASSPHRASE = 1,
+    SLOT_KEYFILE = 2,
+};
+
+struct key_slot {
+    enum slot_kind kind;
+    unsigned long long opslimit;     /* Argon2id, passphrase slots only */
+    size_t memlimit;                 /* bytes, passphrase slots only */
+    unsigned char salt[VAULTCFG_SALT_SIZE];
+    unsigned char wrapped[VAULTCFG_WRAPPED_SIZE];
+};
+
+struct vault_config {
+    unsigned format;
+    unsigned char vault_id[VAULTCFG_ID_SIZE];
+    unsigned cipher;                 /* enum content_cipher */
+    unsigned block_size;             /* CONTENT_BLOCK_SIZE */
+    uint32_t key_epoch;              /* epoch of the current master key */
+    unsigned nslots;
+    struct key_slot slots[VAULTCFG_MAX_SLOTS];
+};
+
+/* Argon2id costs for a new passphrase slot (libsodium's "moderate": 3 passes, 256 MiB). */
+#define VAULTCFG_DEFAULT_OPSLIMIT 3ULL
+#define VAULTCFG_DEFAULT_MEMLIMIT (256u * 1024 * 1024)
+
+/* Errors (negative). */
+#define VAULTCFG_ECORRUPT 1   /* the text is not a valid configuration; errbuf says why */
+#define VAULTCFG_EWRONGKEY 2  /* no slot of that kind opens with that secret */
+#define VAULTCFG_ENOMEM 3     /* out of guarded memory, or Argon2id could not get its memory */
+#define VAULTCFG_EFULL 4      /* every key slot is taken */
+#define VAULTCFG_ERANGE 5     /* the output buffer is too small */
+
+/*
+ * vaultcfg_parse: parse and check `len` bytes of configuration text.  OUT: *cfg.  Returns 0, or
+ * -VAULTCFG_ECORRUPT with a one-line reason (no newline) in err[errlen].  Never reads past len;
+ * any byte sequence is safe to pass.
+ */
+int vaultcfg_parse(const char *text, size_t len, struct vault_config *cfg, char *err,
+                   size_t errlen);
+
+/*
+ * vaultcfg_format: produce the configuration text, checksum line included, NUL-terminated.
+ * Returns its length, or -VAULTCFG_ERANGE when buflen is too small (VAULTCFG_MAX_TEXT always
+ * suffices).
+ */
+int vaultcfg_format(const struct vault_config *cfg, char *buf, size_t buflen);
+
+/*
+ * vaultcfg_create: a new configuration with a random vault ID, `cipher`, no slots, and a new
+ * random master key.  OUT: *cfg, *mk (free with master_key_free()).  Returns 0 or
+ * -VAULTCFG_ENOMEM.
+ */
+int vaultcfg_create(struct vault_config *cfg, unsigned cipher, struct master_key **mk);
+
+/*
+ * vaultcfg_add_slot: wrap `mk` into a new slot unlocked by `secret` (a passphrase of secret_len
+ * bytes, or the VAULTCFG_KEYFILE_SIZE bytes of a key file).  opslimit/memlimit are Argon2id's
+ * costs (ignored for key files).  Returns 0, -VAULTCFG_EFULL or -VAULTCFG_ENOMEM.
+ */
+int vaultcfg_add_slot(struct vault_config *cfg, const struct master_key *mk, enum slot_kind kind,
+                      const unsigned char *secret, size_t secret_len,
+                      unsigned long long opslimit, size_t memlimit);
+
+/*
+ * vaultcfg_unlock: try every slot of `kind` with `secret`.  OUT: *mk on success (caller frees
+ * with master_key_free()).  Returns 0, -VAULTCFG_EWRONGKEY or -VAULTCFG_ENOMEM.
+ */
+int vaultcfg_unlock(const struct vault_config *cfg, enum slot_kind kind,
+                    const unsigned char *secret, size_t secret_len, struct master_key **mk);
+
+/* master_key_free: wipe and release.  Accepts NULL. */
+void master_key_free(struct master_key *mk);
+
+#endif

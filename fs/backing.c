@@ -1,0 +1,89 @@
+#include "backing.h"
+
+#include "fs/vault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define RESOLVE_SAFE (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | \
+                      RESOLVE_NO_XDEV)
+
+static int openat2_safe(int dirfd, const char *path, int flags, mode_t mode)
+{
+    struct open_how how = {
+        .flags = (unsigned long long)(flags | O_CLOEXEC),
+        .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+        .resolve = RESOLVE_SAFE,
+    };
+    long fd;
+
+    do
+        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    while (fd < 0 && errno == EAGAIN);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int backing_is_hidden(const char *name)
+{
+    return strcmp(name, VAULT_DIR) == 0;
+}
+
+/* Is the first component of rel (no leading '/') hidden? */
+static int first_is_hidden(const char *rel)
+{
+    size_t n = strcspn(rel, "/");
+
+    return n == sizeof(VAULT_DIR) - 1 && memcmp(rel, VAULT_DIR, n) == 0;
+}
+
+int backing_parent(int root_fd, const char *path, const char **name)
+{
+    char dir[PATH_MAX];
+    const char *rel = path, *slash;
+    size_t len;
+
+    while (*rel == '/')
+        rel++;
+    if (*rel == '\0') {
+        *name = ".";
+        return root_fd;
+    }
+    if (first_is_hidden(rel))
+        return -ENOENT;
+    slash = strrchr(rel, '/');
+    if (slash == NULL) {
+        *name = rel;
+        return root_fd;
+    }
+    *name = slash + 1;
+    len = (size_t)(slash - rel);
+    if (len >= sizeof(dir))
+        return -ENAMETOOLONG;
+    memcpy(dir, rel, len);
+    dir[len] = '\0';
+    return openat2_safe(root_fd, dir, O_PATH | O_DIRECTORY, 0);
+}
+
+void backing_put(int root_fd, int fd)
+{
+    if (fd >= 0 && fd != root_fd)
+        close(fd);
+}
+
+int backing_open(int root_fd, const char *path, int flags, mode_t mode)
+{
+    const char *rel = path;
+
+    while (*rel == '/')
+        rel++;
+    if (*rel == '\0')
+        rel = ".";
+    else if (first_is_hidden(rel))
+        return -ENOENT;
+    return openat2_safe(root_fd, rel, flags, mode);
+}

@@ -1,0 +1,37 @@
+/*
+ * backing: safe access to names inside the backing directory.
+ *
+ * FUSE hands the daemon paths like "/a/b/c".  Every such path is resolved beneath the backing
+ * directory's descriptor, never through a symbolic link, a magic link or a mount point
+ * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV), so that nothing planted in
+ * the backing store can lead the daemon (running as root) outside it.  The final component is
+ * then used with *at() calls that do not follow links.  BACKING/.custody is not part of the
+ * tree: any path through it is ENOENT.
+ *
+ * All functions return 0 or a descriptor on success, or a negative errno.
+ */
+#ifndef CUSTODY_BACKING_H
+#define CUSTODY_BACKING_H
+
+#include <sys/types.h>
+
+/*
+ * backing_parent: resolve the directory holding the last component of `path`.  OUT: *name, the
+ * last component (points into `path`; "." for the root).  Returns a descriptor to give back with
+ * backing_put(), or a negative errno (ENOENT for anything under .custody).
+ */
+int backing_parent(int root_fd, const char *path, const char **name);
+
+/* backing_put: release a descriptor from backing_parent(); never closes root_fd itself. */
+void backing_put(int root_fd, int fd);
+
+/*
+ * backing_open: open `path` with `flags` (O_CREAT allowed, with `mode`), never following a link
+ * in any component.  Returns a descriptor (the caller closes it) or a negative errno.
+ */
+int backing_open(int root_fd, const char *path, int flags, mode_t mode);
+
+/* backing_is_hidden: true when `name`, a direct child of the root, must not be seen. */
+int backing_is_hidden(const char *name);
+
+#endif

@@ -1,0 +1,800 @@
+#include "ops.h"
+
+#include "fs/backing.h"
+#include "fs/contentio.h"
+#include "fs/fslog.h"
+#include "fs/node.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* An open regular file. */
+struct handle {
+    int fd;
+    int append;
+    struct node *node;
+};
+
+/* An open directory. */
+struct dir_handle {
+    DIR *dp;
+    struct dirent *entry;
+    off_t offset;
+    int is_root;
+};
+
+#define XATTR_USER_PREFIX "user."
+
+static struct fs_state *state(void)
+{
+    return fuse_get_context()->private_data;
+}
+
+static int root_fd(void)
+{
+    return state()->root_fd;
+}
+
+static struct handle *fh(const struct fuse_file_info *fi)
+{
+    return (struct handle *)(uintptr_t)fi->fh;
+}
+
+static int neg_errno(void)
+{
+    return -errno;
+}
+
+/* Report an authentication failure: which file, which block. */
+static void integrity_failure(const char *path, uint64_t block)
+{
+    if (block == CONTENTIO_HEADER_BLOCK)
+        fslog(LOG_ERR, "integrity failure: %s: header or size fails authentication",
+              path != NULL ? path : "(deleted file)");
+    else
+        fslog(LOG_ERR, "integrity failure: %s: block %llu fails authentication",
+              path != NULL ? path : "(deleted file)", (unsigned long long)block);
+}
+
+/* Plaintext size for a stat of a regular backing file. */
+static void fix_size(struct stat *st, struct node *n)
+{
+    int valid;
+
+    if (!S_ISREG(st->st_mode))
+        return;
+    if (n != NULL)
+        st->st_size = (off_t)contentio_size(n);
+    else
+        st->st_size = (off_t)content_plain_size(node_conf()->cipher, (uint64_t)st->st_size,
+                                                &valid);
+}
+
+/* ---- attributes ---- */
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    const char *name;
+    int dfd, rc = 0;
+
+    if (fi != NULL) { /* the kernel passes a handle for regular files only */
+        if (fstat(fh(fi)->fd, st) != 0)
+            return neg_errno();
+        fix_size(st, fh(fi)->node);
+        return 0;
+    }
+    dfd = backing_parent(root_fd(), path, &name);
+    if (dfd < 0)
+        return dfd;
+    if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = neg_errno();
+    backing_put(root_fd(), dfd);
+    if (rc == 0)
+        fix_size(st, NULL);
+    return rc;
+}
+
+/* Open the final component as O_PATH without following it.  Returns fd or -errno. */
+static int open_path_nofollow(const char *path)
+{
+    const char *name;
+    int fd, dfd = backing_parent(root_fd(), path, &name);
+
+    if (dfd < 0)
+        return dfd;
+    fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fd = neg_errno();
+    backing_put(root_fd(), dfd);
+    return fd;
+}
+
+static void proc_path(int fd, char *buf, size_t len)
+{
+    snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    char proc[64];
+    struct stat st;
+    int fd, rc = 0;
+
+    if (fi != NULL)
+        return fchmod(fh(fi)->fd, mode) == 0 ? 0 : neg_errno();
+    fd = open_path_nofollow(path);
+    if (fd < 0)
+        return fd;
+    proc_path(fd, proc, sizeof(proc));
+    if (fstat(fd, &st) != 0)
+        rc = neg_errno();
+    else if (S_ISLNK(st.st_mode))
+        rc = -EOPNOTSUPP; /* a link's mode means nothing; chmod follows links */
+    else if (chmod(proc, mode) != 0)
+        rc = neg_errno();
+    close(fd);
+    return rc;
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+    const char *name;
+    int dfd, rc = 0;
+
+    if (fi != NULL)
+        return fchown(fh(fi)->fd, uid, gid) == 0 ? 0 : neg_errno();
+    dfd = backing_parent(root_fd(), path, &name);
+    if (dfd < 0)
+        return dfd;
+    if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = neg_errno();
+    backing_put(root_fd(), dfd);
+    return rc;
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    const char *name;
+    int dfd, rc = 0;
+
+    if (fi != NULL)
+        return futimens(fh(fi)->fd, tv) == 0 ? 0 : neg_errno();
+    dfd = backing_parent(root_fd(), path, &name);
+    if (dfd < 0)
+        return dfd;
+    if (utimensat(dfd, name, tv, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = neg_errno();
+    backing_put(root_fd(), dfd);
+    return rc;
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    uint64_t bad = CONTENTIO_HEADER_BLOCK;
+    struct node *n = NULL;
+    int fd, rc;
+
+    if (size < 0)
+        return -EINVAL;
+    if (fi != NULL)
+        return contentio_truncate(fh(fi)->node, fh(fi)->fd, (uint64_t)size, &bad);
+    fd = backing_open(root_fd(), path, O_RDWR | O_NOFOLLOW | O_NONBLOCK, 0);
+    if (fd < 0)
+        return fd;
+    rc = node_get(fd, 1, &n);
+    if (rc == 0)
+        rc = contentio_truncate(n, fd, (uint64_t)size, &bad);
+    if (rc == -EIO)
+        integrity_failure(path, bad);
+    node_put(n);
+    close(fd);
+    return rc;
+}
+
+/* ---- files ---- */
+
+/* Flags for the backing descriptor: always readable (read-modify-write needs it). */
+static int backing_flags(int flags)
+{
+    int keep = O_SYNC | O_DSYNC | O_NOATIME;
+
+    return ((flags & O_ACCMODE) == O_RDONLY ? O_RDONLY : O_RDWR) | (flags & keep) |
+           O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+}
+
+/* Wrap an open backing descriptor into a handle; consumes fd on failure. */
+static int handle_new(const char *path, int fd, int flags, struct fuse_file_info *fi)
+{
+    int writable = (flags & O_ACCMODE) != O_RDONLY;
+    uint64_t bad = CONTENTIO_HEADER_BLOCK;
+    struct handle *h = calloc(1, sizeof(*h));
+    struct stat st;
+    int rc;
+
+    if (h == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    rc = fstat(fd, &st) != 0 ? neg_errno() : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+    if (rc == 0)
+        rc = node_get(fd, writable, &h->node);
+    if (rc == 0 && writable && (flags & O_TRUNC))
+        rc = contentio_truncate(h->node, fd, 0, &bad);
+    if (rc != 0) {
+        if (rc == -EIO)
+            integrity_failure(path, bad);
+        node_put(h->node);
+        free(h);
+        close(fd);
+        return rc;
+    }
+    h->fd = fd;
+    h->append = (flags & O_APPEND) != 0;
+    fi->fh = (uint64_t)(uintptr_t)h;
+    /* Keep the page cache across opens: every change goes through this mount.  A file with
+     * several names has several kernel inodes here, so it is re-read instead. */
+    fi->keep_cache = st.st_nlink == 1;
+    return 0;
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+    int fd = backing_open(root_fd(), path, backing_flags(fi->flags), 0);
+
+    if (fd < 0)
+        return fd;
+    return handle_new(path, fd, fi->flags, fi);
+}
+
+/* Owner and group for something a caller creates in directory dfd. */
+static void new_owner(int dfd, uid_t *uid, gid_t *gid)
+{
+    struct fuse_context *ctx = fuse_get_context();
+    struct stat dst;
+
+    *uid = ctx->uid;
+    *gid = ctx->gid;
+    if (fstat(dfd, &dst) == 0 && (dst.st_mode & S_ISGID))
+        *gid = dst.st_gid; /* BSD group semantics of a set-group-ID directory */
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    const char *name;
+    uid_t uid;
+    gid_t gid;
+    int fd, dfd = backing_parent(root_fd(), path, &name);
+
+    if (dfd < 0)
+        return dfd;
+    fd = openat(dfd, name, backing_flags(fi->flags) | O_RDWR | O_CREAT | O_EXCL, mode & 07777);
+    if (fd >= 0) {
+        new_owner(dfd, &uid, &gid);
+        if (fchown(fd, uid, gid) != 0) {
+            fd = neg_errno();
+            unlinkat(dfd, name, 0);
+        }
+    } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
+        fd = openat(dfd, name, backing_flags(fi->flags));
+        fd = fd < 0 ? neg_errno() : fd;
+    } else {
+        fd = neg_errno();
+    }
+    backing_put(root_fd(), dfd);
+    if (fd < 0)
+        return fd;
+    return handle_new(path, fd, fi->flags | O_RDWR, fi);
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off,
+                   struct fuse_file_info *fi)
+{
+    uint64_t bad = CONTENTIO_HEADER_BLOCK;
+    ssize_t n;
+
+    if (off < 0)
+        return -EINVAL;
+    n = contentio_read(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, &bad);
+    if (n == -EIO)
+        integrity_failure(path, bad);
+    return (int)n;
+}
+
+static int op_write(const char *path, const char *buf, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    uint64_t bad = CONTENTIO_HEADER_BLOCK;
+    ssize_t n;
+
+    if (off < 0)
+        return -EINVAL;
+    n = contentio_write(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, fh(fi)->append,
+                        &bad);
+    if (n == -EIO)
+        integrity_failure(path, bad);
+    return (int)n;
+}
+
+static int op_fallocate(const char *path, int mode, off_t off, off_t len,
+                        struct fuse_file_info *fi)
+{
+    uint64_t bad = CONTENTIO_HEADER_BLOCK;
+    int rc;
+
+    if (mode != 0)
+        return -EOPNOTSUPP;
+    if (off < 0 || len <= 0)
+        return -EINVAL;
+    rc = contentio_allocate(fh(fi)->node, fh(fi)->fd, (uint64_t)off, (uint64_t)len, &bad);
+    if (rc == -EIO)
+        integrity_failure(path, bad);
+    return rc;
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    (void)path;
+    if ((datasync ? fdatasync(fh(fi)->fd) : fsync(fh(fi)->fd)) != 0)
+        return neg_errno();
+    return 0;
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    (void)fi;
+    return 0; /* writes reach the backing file before they return */
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+    struct handle *h = fh(fi);
+
+    (void)path;
+    node_put(h->node);
+    close(h->fd);
+    free(h);
+    return 0;
+}
+
+/* ---- names ---- */
+
+/* Run fn(dfd, name) on the parent of path. */
+static int at_parent(const char *path, int (*fn)(int dfd, const char *name, void *arg),
+                     void *arg)
+{
+    const char *name;
+    int rc, dfd = backing_parent(root_fd(), path, &name);
+
+    if (dfd < 0)
+        return dfd;
+    rc = fn(dfd, name, arg);
+    backing_put(root_fd(), dfd);
+    return rc;
+}
+
+/* Give a new entry to the caller (never following a link). */
+static int chown_new(int dfd, const char *name)
+{
+    uid_t uid;
+    gid_t gid;
+
+    new_owner(dfd, &uid, &gid);
+    if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+        return neg_errno();
+    return 0;
+}
+
+static int do_mkdir(int dfd, const char *name, void *arg)
+{
+    int rc;
+
+    if (mkdirat(dfd, name, *(mode_t *)arg & 07777) != 0)
+        return neg_errno();
+    rc = chown_new(dfd, name);
+    if (rc != 0)
+        unlinkat(dfd, name, AT_REMOVEDIR);
+    return rc;
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+    return at_parent(path, do_mkdir, &mode);
+}
+
+struct mknod_args {
+    mode_t mode;
+    dev_t rdev;
+};
+
+static int do_mknod(int dfd, const char *name, void *arg)
+{
+    struct mknod_args *a = arg;
+    int rc;
+
+    if (!S_ISREG(a->mode) && !S_ISFIFO(a->mode) && !S_ISSOCK(a->mode))
+        return -EPERM; /* no device nodes in a vault */
+    if (mknodat(dfd, name, a->mode, 0) != 0)
+        return neg_errno();
+    rc = chown_new(dfd, name);
+    if (rc != 0)
+        unlinkat(dfd, name, 0);
+    return rc;
+}
+
+static int op_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+    struct mknod_args a = {mode, rdev};
+
+    return at_parent(path, do_mknod, &a);
+}
+
+static int do_symlink(int dfd, const char *name, void *arg)
+{
+    int rc;
+
+    if (symlinkat((const char *)arg, dfd, name) != 0)
+        return neg_errno();
+    rc = chown_new(dfd, name);
+    if (rc != 0)
+        unlinkat(dfd, name, 0);
+    return rc;
+}
+
+static int op_symlink(const char *target, const char *path)
+{
+    return at_parent(path, do_symlink, (void *)target);
+}
+
+static int do_unlink(int dfd, const char *name, void *arg)
+{
+    return unlinkat(dfd, name, *(int *)arg) == 0 ? 0 : neg_errno();
+}
+
+static int op_unlink(const char *path)
+{
+    int flags = 0;
+
+    return at_parent(path, do_unlink, &flags);
+}
+
+static int op_rmdir(const char *path)
+{
+    int flags = AT_REMOVEDIR;
+
+    return at_parent(path, do_unlink, &flags);
+}
+
+static int op_readlink(const char *path, char *buf, size_t size)
+{
+    const char *name;
+    ssize_t n;
+    int dfd;
+
+    if (size == 0)
+        return -EINVAL;
+    dfd = backing_parent(root_fd(), path, &name);
+    if (dfd < 0)
+        return dfd;
+    n = readlinkat(dfd, name, buf, size - 1);
+    if (n < 0)
+        n = neg_errno();
+    backing_put(root_fd(), dfd);
+    if (n < 0)
+        return (int)n;
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Run fn on the parents of two paths (rename, link). */
+static int at_two_parents(const char *from, const char *to, unsigned flags,
+                          int (*fn)(int, const char *, int, const char *, unsigned))
+{
+    const char *n1, *n2;
+    int d1, d2, rc;
+
+    d1 = backing_parent(root_fd(), from, &n1);
+    if (d1 < 0)
+        return d1;
+    d2 = backing_parent(root_fd(), to, &n2);
+    if (d2 < 0) {
+        backing_put(root_fd(), d1);
+        return d2;
+    }
+    rc = fn(d1, n1, d2, n2, flags);
+    backing_put(root_fd(), d1);
+    backing_put(root_fd(), d2);
+    return rc;
+}
+
+static int do_rename(int d1, const char *n1, int d2, const char *n2, unsigned flags)
+{
+    return renameat2(d1, n1, d2, n2, flags) == 0 ? 0 : neg_errno();
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+    return at_two_parents(from, to, flags, do_rename);
+}
+
+static int do_link(int d1, const char *n1, int d2, const char *n2, unsigned flags)
+{
+    (void)flags;
+    return linkat(d1, n1, d2, n2, 0) == 0 ? 0 : neg_errno();
+}
+
+static int op_link(const char *from, const char *to)
+{
+    return at_two_parents(from, to, 0, do_link);
+}
+
+/* ---- directories ---- */
+
+static struct dir_handle *dh(const struct fuse_file_info *fi)
+{
+    return (struct dir_handle *)(uintptr_t)fi->fh;
+}
+
+static int op_opendir(const char *path, struct fuse_file_info *fi)
+{
+    struct dir_handle *d = calloc(1, sizeof(*d));
+    int fd;
+
+    if (d == NULL)
+        return -ENOMEM;
+    fd = backing_open(root_fd(), path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+    if (fd < 0) {
+        free(d);
+        return fd;
+    }
+    d->dp = fdopendir(fd);
+    if (d->dp == NULL) {
+        int e = errno;
+        close(fd);
+        free(d);
+        return -e;
+    }
+    d->is_root = path[strspn(path, "/")] == '\0';
+    fi->fh = (uint64_t)(uintptr_t)d;
+    return 0;
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    struct dir_handle *d = dh(fi);
+
+    (void)path;
+    (void)flags;
+    if (offset != d->offset) {
+        seekdir(d->dp, offset);
+        d->entry = NULL;
+        d->offset = offset;
+    }
+    for (;;) {
+        struct stat st;
+        if (d->entry == NULL) {
+            errno = 0;
+            d->entry = readdir(d->dp);
+            if (d->entry == NULL)
+                return errno != 0 ? -errno : 0;
+        }
+        if (!(d->is_root && backing_is_hidden(d->entry->d_name))) {
+            memset(&st, 0, sizeof(st));
+            st.st_ino = d->entry->d_ino;
+            st.st_mode = (mode_t)(d->entry->d_type << 12);
+            if (filler(buf, d->entry->d_name, &st, d->entry->d_off, 0))
+                return 0;
+        }
+        d->offset = d->entry->d_off;
+        d->entry = NULL;
+    }
+}
+
+static int op_releasedir(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    closedir(dh(fi)->dp);
+    free(dh(fi));
+    return 0;
+}
+
+static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    int fd = dirfd(dh(fi)->dp);
+
+    (void)path;
+    return (datasync ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : neg_errno();
+}
+
+static int op_statfs(const char *path, struct statvfs *sv)
+{
+    (void)path;
+    return fstatvfs(root_fd(), sv) == 0 ? 0 : neg_errno();
+}
+
+/* ---- extended attributes: the user.* namespace ---- */
+
+static int is_user_xattr(const char *name)
+{
+    return strncmp(name, XATTR_USER_PREFIX, sizeof(XATTR_USER_PREFIX) - 1) == 0;
+}
+
+/*
+ * Open the final component without following it and hand back a /proc path that reaches that
+ * very inode.  Links have no user attributes: -ENODATA for them.
+ */
+static int xattr_target(const char *path, char *proc, size_t len)
+{
+    struct stat st;
+    int fd = open_path_nofollow(path);
+
+    if (fd < 0)
+        return fd;
+    if (fstat(fd, &st) != 0 || S_ISLNK(st.st_mode)) {
+        close(fd);
+        return S_ISLNK(st.st_mode) ? -ENODATA : -EIO;
+    }
+    proc_path(fd, proc, len);
+    return fd;
+}
+
+static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
+                       int flags)
+{
+    char proc[64];
+    int fd, rc = 0;
+
+    if (!is_user_xattr(name))
+        return -EOPNOTSUPP;
+    fd = xattr_target(path, proc, sizeof(proc));
+    if (fd < 0)
+        return fd == -ENODATA ? -EPERM : fd;
+    if (setxattr(proc, name, value, size, flags) != 0)
+        rc = neg_errno();
+    close(fd);
+    return rc;
+}
+
+static int op_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+    char proc[64];
+    ssize_t n;
+    int fd;
+
+    if (!is_user_xattr(name))
+        return -ENODATA;
+    fd = xattr_target(path, proc, sizeof(proc));
+    if (fd < 0)
+        return fd;
+    n = getxattr(proc, name, value, size);
+    if (n < 0)
+        n = neg_errno();
+    close(fd);
+    return (int)n;
+}
+
+/* Keep only user.* names in a listxattr buffer; returns the new length. */
+static ssize_t filter_user_names(char *list, ssize_t len)
+{
+    ssize_t in = 0, out = 0;
+
+    while (in < len) {
+        size_t n = strnlen(list + in, (size_t)(len - in)) + 1;
+        if (is_user_xattr(list + in)) {
+            memmove(list + out, list + in, n);
+            out += (ssize_t)n;
+        }
+        in += (ssize_t)n;
+    }
+    return out;
+}
+
+static int op_listxattr(const char *path, char *list, size_t size)
+{
+    char proc[64];
+    char *all;
+    ssize_t n;
+    int fd = xattr_target(path, proc, sizeof(proc));
+
+    if (fd == -ENODATA)
+        return 0;
+    if (fd < 0)
+        return fd;
+    n = listxattr(proc, NULL, 0);
+    if (n < 0)
+        n = neg_errno();
+    all = n > 0 ? malloc((size_t)n) : NULL;
+    if (n > 0 && all == NULL)
+        n = -ENOMEM;
+    else if (n > 0 && (n = listxattr(proc, all, (size_t)n)) < 0)
+        n = neg_errno();
+    close(fd);
+    if (n > 0) {
+        n = filter_user_names(all, n);
+        if (size != 0 && (size_t)n > size)
+            n = -ERANGE;
+        else if (size != 0)
+            memcpy(list, all, (size_t)n);
+    }
+    free(all);
+    return (int)n;
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+    char proc[64];
+    int fd, rc = 0;
+
+    if (!is_user_xattr(name))
+        return -EOPNOTSUPP;
+    fd = xattr_target(path, proc, sizeof(proc));
+    if (fd < 0)
+        return fd == -ENODATA ? -EPERM : fd;
+    if (removexattr(proc, name) != 0)
+        rc = neg_errno();
+    close(fd);
+    return rc;
+}
+
+/* ---- life cycle ---- */
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    cfg->use_ino = 1;          /* st_ino of the backing files: hard links show as such */
+    cfg->nullpath_ok = 1;      /* operations on open-but-unlinked files come by handle */
+    cfg->hard_remove = 1;      /* unlink really unlinks; open handles keep the inode */
+    conn->max_write = 1u << 20;
+    return fuse_get_context()->private_data;
+}
+
+static void op_destroy(void *data)
+{
+    (void)data;
+    node_table_destroy();
+}
+
+const struct fuse_operations custody_ops = {
+    .init = op_init,
+    .destroy = op_destroy,
+    .getattr = op_getattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .chmod = op_chmod,
+    .chown = op_chown,
+    .truncate = op_truncate,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .statfs = op_statfs,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .create = op_create,
+    .utimens = op_utimens,
+    .fallocate = op_fallocate,
+};
