@@ -24,6 +24,7 @@
 #include "secmem.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -344,9 +345,24 @@ int content_block_seal_with_nonce(const struct content_file *f, uint64_t blockno
 static _Thread_local unsigned char nonce_pool[NONCE_POOL_SIZE];
 static _Thread_local size_t nonce_pool_used = NONCE_POOL_SIZE;
 
+/* A forked child inherits the forking thread's pool: empty it there, or parent and child would
+ * seal with the same nonces.  (The child has only that one thread.) */
+static void nonce_pool_forget(void)
+{
+    nonce_pool_used = NONCE_POOL_SIZE;
+}
+
+static void nonce_atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, nonce_pool_forget);
+}
+
 static const unsigned char *nonce_take(size_t n)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     const unsigned char *p;
+
+    pthread_once(&once, nonce_atfork_register);
 
     if (nonce_pool_used + n > NONCE_POOL_SIZE) {
         randombytes_buf(nonce_pool, NONCE_POOL_SIZE);

@@ -187,6 +187,10 @@ static int parse_line(char *line, struct vault_config *cfg, unsigned *seen, char
         set_err(err, errlen, "malformed line");
         return -1;
     }
+    if (*seen == 0 && strcmp(f[0], MAGIC_LINE) != 0) {
+        set_err(err, errlen, "not a custodyfs vault configuration");
+        return -1;
+    }
     if (strcmp(f[0], "slot") == 0)
         return parse_slot(f, n, cfg, err, errlen);
     if (n != 2) {
@@ -200,9 +204,6 @@ static int parse_line(char *line, struct vault_config *cfg, unsigned *seen, char
             return -1;
         }
         cfg->format = (unsigned)v;
-    } else if (*seen == 0) {
-        set_err(err, errlen, "not a custodyfs vault configuration");
-        return -1;
     } else if (strcmp(f[0], "vault-id") == 0) {
         bit = SEEN_ID;
         if (hex_field(f[1], cfg->vault_id, sizeof(cfg->vault_id)) != 0) {

@@ -242,6 +242,11 @@ int vault_open(const char *backing, const struct key_source *src, struct vault *
                               "from a backup", v->backing, VAULT_DIR, VAULT_CONFIG, why);
         goto fail;
     }
+    if (v->cfg.cipher == CIPHER_AES256GCM && !content_cipher_aes_available()) {
+        snprintf(err, errlen, "the vault in %s uses AES-256-GCM, which this CPU cannot run in "
+                              "hardware: mount it on a machine with AES-NI", v->backing);
+        goto fail;
+    }
     if (src != NULL && unlock(v, src, err, errlen) != 0)
         goto fail;
     *out = v;
