@@ -535,7 +535,12 @@ static int do_link(int d1, const char *n1, int d2, const char *n2, unsigned flag
 
 static int op_link(const char *from, const char *to)
 {
-    return at_two_parents(from, to, 0, do_link);
+    int rc = at_two_parents(from, to, 0, do_link);
+
+    /* Each name is a kernel inode of its own here: make the old name's link count fresh. */
+    if (rc == 0)
+        fuse_invalidate_path(fuse_get_context()->fuse, from);
+    return rc;
 }
 
 /* ---- directories ---- */
