@@ -18,12 +18,14 @@ CFLAGS   += -std=c17 -Wall -Wextra -Werror $(OPT) -D_GNU_SOURCE -D_FILE_OFFSET_B
 LDLIBS   += $(PKG_LIBS) -lpthread
 
 CRYPTO_SRC := crypto/secmem.c crypto/content.c crypto/vaultcfg.c
+AUDIT_SRC  := audit/record.c audit/log.c audit/verify.c
 COMMON_SRC := fs/vault.c fs/keysrc.c
-FS_SRC     := fs/fslog.c fs/backing.c fs/node.c fs/contentio.c fs/ops.c fs/main.c
+FS_SRC     := fs/fslog.c fs/identity.c fs/trail.c fs/backing.c fs/node.c fs/contentio.c fs/ops.c fs/main.c
 CTL_SRC    := tools/custodyctl.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 CRYPTO_OBJ := $(call obj,$(CRYPTO_SRC))
+AUDIT_OBJ  := $(call obj,$(AUDIT_SRC))
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
 FS_OBJ     := $(call obj,$(FS_SRC))
 CTL_OBJ    := $(call obj,$(CTL_SRC))
@@ -38,17 +40,17 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/custodyfs: $(FS_OBJ) $(COMMON_OBJ) $(CRYPTO_OBJ)
+$(BUILD)/custodyfs: $(FS_OBJ) $(COMMON_OBJ) $(AUDIT_OBJ) $(CRYPTO_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/custodyctl: $(CTL_OBJ) $(COMMON_OBJ) $(CRYPTO_OBJ)
+$(BUILD)/custodyctl: $(CTL_OBJ) $(COMMON_OBJ) $(AUDIT_OBJ) $(CRYPTO_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/difftest: tests/difftest/difftest.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(CRYPTO_OBJ) $(COMMON_OBJ)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(CRYPTO_OBJ) $(AUDIT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

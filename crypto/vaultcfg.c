@@ -9,6 +9,7 @@
  *   key-epoch <n>
  *   slot passphrase argon2id13 <opslimit> <memlimit> <salt: 32 hex> <wrapped: 144 hex>
  *   slot keyfile blake2b 0 0 <salt: 32 hex> <wrapped: 144 hex>
+ *   signing-key <Ed25519 public key: 64 hex> <wrapped secret key: 208 hex>
  *   checksum <BLAKE2b-256 of every byte before this line: 64 hex>
  *
  * Slot wrapping: XChaCha20-Poly1305, key = KDF(secret, salt), nonce = first 24 bytes of
@@ -29,6 +30,7 @@
 #define MAGIC_LINE "custodyfs-vault"
 #define AD_DOMAIN "custodyfs-vault-v1"
 #define KEYFILE_DOMAIN "custodyfs keyfile v1"
+#define SIGNING_DOMAIN "custodyfs-signing-v1"
 #define CHECKSUM_SIZE 32
 #define MAX_FIELDS 8
 #define WRAP_NONCE_SIZE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -173,7 +175,23 @@ static int parse_slot(char **f, int n, struct vault_config *cfg, char *err, size
 
 /* Which of the single-valued lines have been seen. */
 enum { SEEN_MAGIC = 1, SEEN_ID = 2, SEEN_CIPHER = 4, SEEN_BS = 8, SEEN_EPOCH = 16,
-       SEEN_ALL = 31 };
+       SEEN_SIGNING = 32, SEEN_ALL = 63 };
+
+static int parse_signing(char **f, int n, struct vault_config *cfg, unsigned *seen, char *err,
+                         size_t errlen)
+{
+    if (n != 3 || hex_field(f[1], cfg->sign_pk, sizeof(cfg->sign_pk)) != 0 ||
+        hex_field(f[2], cfg->sign_wrapped, sizeof(cfg->sign_wrapped)) != 0) {
+        set_err(err, errlen, "malformed signing-key line");
+        return -1;
+    }
+    if (*seen & SEEN_SIGNING) {
+        set_err(err, errlen, "setting 'signing-key' given twice");
+        return -1;
+    }
+    *seen |= SEEN_SIGNING;
+    return 0;
+}
 
 static int parse_line(char *line, struct vault_config *cfg, unsigned *seen, char *err,
                       size_t errlen)
@@ -193,6 +211,8 @@ static int parse_line(char *line, struct vault_config *cfg, unsigned *seen, char
     }
     if (strcmp(f[0], "slot") == 0)
         return parse_slot(f, n, cfg, err, errlen);
+    if (strcmp(f[0], "signing-key") == 0)
+        return parse_signing(f, n, cfg, seen, err, errlen);
     if (n != 2) {
         set_err(err, errlen, "line '%.32s' has %d fields, expected 2", f[0], n);
         return -1;
@@ -339,6 +359,7 @@ int vaultcfg_format(const struct vault_config *cfg, char *buf, size_t buflen)
 {
     char id[2 * VAULTCFG_ID_SIZE + 1], salt[2 * VAULTCFG_SALT_SIZE + 1];
     char wrapped[2 * VAULTCFG_WRAPPED_SIZE + 1], sum_hex[2 * CHECKSUM_SIZE + 1];
+    char spk[2 * VAULTCFG_SIGN_PK_SIZE + 1], swrapped[2 * VAULTCFG_SIGN_WRAPPED_SIZE + 1];
     unsigned char sum[CHECKSUM_SIZE];
     size_t pos = 0;
     int bad;
@@ -360,6 +381,10 @@ int vaultcfg_format(const struct vault_config *cfg, char *buf, size_t buflen)
         bad = appendf(buf, buflen, &pos, "slot %s %s %llu %zu %s %s\n", slot_kind_name(s->kind),
                       slot_kdf_name(s->kind), s->opslimit, s->memlimit, salt, wrapped);
     }
+    sodium_bin2hex(spk, sizeof(spk), cfg->sign_pk, sizeof(cfg->sign_pk));
+    sodium_bin2hex(swrapped, sizeof(swrapped), cfg->sign_wrapped, sizeof(cfg->sign_wrapped));
+    if (!bad)
+        bad = appendf(buf, buflen, &pos, "signing-key %s %s\n", spk, swrapped);
     if (bad)
         return -VAULTCFG_ERANGE;
     crypto_generichash(sum, sizeof(sum), (const unsigned char *)buf, pos, NULL, 0);
@@ -421,6 +446,52 @@ static int slot_kdf(const struct key_slot *s, const unsigned char *secret, size_
     return 0;
 }
 
+#define SIGN_AD_SIZE (sizeof(SIGNING_DOMAIN) + VAULTCFG_ID_SIZE + VAULTCFG_SIGN_PK_SIZE)
+
+static void signing_ad(const struct vault_config *cfg, unsigned char ad[SIGN_AD_SIZE])
+{
+    memcpy(ad, SIGNING_DOMAIN, sizeof(SIGNING_DOMAIN));
+    memcpy(ad + sizeof(SIGNING_DOMAIN), cfg->vault_id, VAULTCFG_ID_SIZE);
+    memcpy(ad + sizeof(SIGNING_DOMAIN) + VAULTCFG_ID_SIZE, cfg->sign_pk, VAULTCFG_SIGN_PK_SIZE);
+}
+
+/* Make the audit signing key pair and wrap its secret half under mk. */
+static int make_signing_key(struct vault_config *cfg, const struct master_key *mk)
+{
+    unsigned char ad[SIGN_AD_SIZE];
+    unsigned char *sk = secmem_alloc(VAULTCFG_SIGN_SK_SIZE);
+
+    if (sk == NULL)
+        return -VAULTCFG_ENOMEM;
+    crypto_sign_keypair(cfg->sign_pk, sk);
+    signing_ad(cfg, ad);
+    randombytes_buf(cfg->sign_wrapped, WRAP_NONCE_SIZE);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(cfg->sign_wrapped + WRAP_NONCE_SIZE, NULL, sk,
+                                               VAULTCFG_SIGN_SK_SIZE, ad, sizeof(ad), NULL,
+                                               cfg->sign_wrapped, mk->bytes);
+    secmem_free(sk);
+    return 0;
+}
+
+int vaultcfg_signing_key(const struct vault_config *cfg, const struct master_key *mk,
+                         unsigned char *sk)
+{
+    unsigned char ad[SIGN_AD_SIZE], pk[VAULTCFG_SIGN_PK_SIZE];
+
+    signing_ad(cfg, ad);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+            sk, NULL, NULL, cfg->sign_wrapped + WRAP_NONCE_SIZE,
+            VAULTCFG_SIGN_WRAPPED_SIZE - WRAP_NONCE_SIZE, ad, sizeof(ad), cfg->sign_wrapped,
+            mk->bytes) != 0)
+        return -VAULTCFG_ECORRUPT;
+    crypto_sign_ed25519_sk_to_pk(pk, sk);
+    if (sodium_memcmp(pk, cfg->sign_pk, sizeof(pk)) != 0) {
+        sodium_memzero(sk, VAULTCFG_SIGN_SK_SIZE);
+        return -VAULTCFG_ECORRUPT;
+    }
+    return 0;
+}
+
 int vaultcfg_create(struct vault_config *cfg, unsigned cipher, struct master_key **mk)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -433,6 +504,11 @@ int vaultcfg_create(struct vault_config *cfg, unsigned cipher, struct master_key
     if (*mk == NULL)
         return -VAULTCFG_ENOMEM;
     randombytes_buf((*mk)->bytes, CONTENT_KEY_SIZE);
+    if (make_signing_key(cfg, *mk) != 0) {
+        master_key_free(*mk);
+        *mk = NULL;
+        return -VAULTCFG_ENOMEM;
+    }
     return 0;
 }
 

@@ -27,6 +27,9 @@
 #define VAULTCFG_MAX_SLOTS 8
 #define VAULTCFG_MAX_TEXT 16384
 #define VAULTCFG_KEYFILE_SIZE 32
+#define VAULTCFG_SIGN_PK_SIZE 32
+#define VAULTCFG_SIGN_SK_SIZE 64
+#define VAULTCFG_SIGN_WRAPPED_SIZE (24 + VAULTCFG_SIGN_SK_SIZE + 16)
 
 enum slot_kind {
     SLOT_PASSPHRASE = 1,
@@ -49,6 +52,10 @@ struct vault_config {
     uint32_t key_epoch;              /* epoch of the current master key */
     unsigned nslots;
     struct key_slot slots[VAULTCFG_MAX_SLOTS];
+    /* The audit log's Ed25519 key: public half in the clear, secret half wrapped by the master
+     * key (XChaCha20-Poly1305, associated data: domain, vault ID, public key). */
+    unsigned char sign_pk[VAULTCFG_SIGN_PK_SIZE];
+    unsigned char sign_wrapped[VAULTCFG_SIGN_WRAPPED_SIZE];
 };
 
 /* Argon2id costs for a new passphrase slot (libsodium's "moderate": 3 passes, 256 MiB). */
@@ -78,11 +85,19 @@ int vaultcfg_parse(const char *text, size_t len, struct vault_config *cfg, char 
 int vaultcfg_format(const struct vault_config *cfg, char *buf, size_t buflen);
 
 /*
- * vaultcfg_create: a new configuration with a random vault ID, `cipher`, no slots, and a new
- * random master key.  OUT: *cfg, *mk (free with master_key_free()).  Returns 0 or
+ * vaultcfg_create: a new configuration with a random vault ID, `cipher`, no slots, a new
+ * random master key, and a new audit signing key wrapped by it.  OUT: *cfg, *mk (free with master_key_free()).  Returns 0 or
  * -VAULTCFG_ENOMEM.
  */
 int vaultcfg_create(struct vault_config *cfg, unsigned cipher, struct master_key **mk);
+
+/*
+ * vaultcfg_signing_key: unwrap the audit signing key.  OUT: sk (VAULTCFG_SIGN_SK_SIZE bytes of
+ * guarded memory the caller provides).  Returns 0, or -VAULTCFG_ECORRUPT when it does not open
+ * under mk or does not match sign_pk.
+ */
+int vaultcfg_signing_key(const struct vault_config *cfg, const struct master_key *mk,
+                         unsigned char *sk);
 
 /*
  * vaultcfg_add_slot: wrap `mk` into a new slot unlocked by `secret` (a passphrase of secret_len

@@ -3,7 +3,10 @@
  * requests until unmounted.  Everything that can fail for a user's reason fails here, before
  * the mount exists, with one line on standard error and exit status 1.
  */
+#include "audit/audit.h"
 #include "fs/fslog.h"
+#include "fs/identity.h"
+#include "fs/trail.h"
 #include "fs/keysrc.h"
 #include "fs/node.h"
 #include "fs/ops.h"
@@ -28,6 +31,7 @@ struct options {
     const char *mountpoint;
     const char *keyfile;
     const char *passfile;
+    const char *audit_db;
     int help;
     int version;
     int extra_args;
@@ -41,6 +45,9 @@ static const struct fuse_opt option_spec[] = {
     {"--passphrase-file %s", offsetof(struct options, passfile), 0},
     {"--passphrase-file=%s", offsetof(struct options, passfile), 0},
     {"passphrase_file=%s", offsetof(struct options, passfile), 0},
+    {"--audit-db %s", offsetof(struct options, audit_db), 0},
+    {"--audit-db=%s", offsetof(struct options, audit_db), 0},
+    {"audit_db=%s", offsetof(struct options, audit_db), 0},
     OPT("--help", help), OPT("-h", help), OPT("--version", version), OPT("-V", version),
     FUSE_OPT_END,
 };
@@ -57,6 +64,8 @@ static void usage(FILE *out)
             "  --keyfile FILE           unlock with a 32-byte key file (-o keyfile=FILE)\n"
             "  --passphrase-file FILE   read the passphrase from FILE's first line, '-' for\n"
             "                           standard input (-o passphrase_file=FILE)\n"
+            "  --audit-db PATH          keep the audit log in PATH instead of\n"
+            "                           BACKING/.custody/audit.db (-o audit_db=PATH)\n"
             "  -f                       stay in the foreground\n"
             "  -d                       debug: foreground, print every FUSE request\n"
             "  -s                       serve requests in one thread\n"
@@ -162,13 +171,80 @@ static int add_mount_options(struct fuse_args *args, const char *backing)
     return 0;
 }
 
+/* The audit log's settings: where it lives, and the vault's signing key. */
+struct audit_setup {
+    struct audit_config cfg;
+    char path[PATH_MAX];
+    struct caller starter;      /* who started the daemon (before it detached) */
+    char options[1024];
+};
+
+/* Record "mount" or "unmount".  Returns 0 or -EIO. */
+static int record_lifecycle(const struct audit_setup *a, const char *op, const char *mountpoint,
+                            const char *backing)
+{
+    char detail[2048];
+
+    snprintf(detail, sizeof(detail), "custodyfs %s; backing %s; mountpoint %s; options %s",
+             CUSTODY_VERSION, backing, mountpoint, a->options);
+    return trail_record(&a->starter, op, NULL, NULL, NULL, 0, detail);
+}
+
+/* Serve requests until unmounted.  Returns the exit status. */
+static int run_loop(struct fuse *fuse, const struct fuse_cmdline_opts *cl)
+{
+    struct fuse_loop_config *lc;
+    int rc;
+
+    if (cl->singlethread)
+        return fuse_loop(fuse) != 0;
+    lc = fuse_loop_cfg_create();
+    if (lc == NULL)
+        return 1;
+    fuse_loop_cfg_set_clone_fd(lc, cl->clone_fd);
+    fuse_loop_cfg_set_max_threads(lc, cl->max_threads);
+    fuse_loop_cfg_set_idle_threads(lc, cl->max_idle_threads);
+    rc = fuse_loop_mt(fuse, lc) != 0;
+    fuse_loop_cfg_destroy(lc);
+    return rc;
+}
+
+/* After the daemon detached: open the audit log for good, record the mount, serve. */
+static int serve_audited(struct fuse *fuse, const struct fuse_cmdline_opts *cl, struct vault *v,
+                         struct audit_setup *a)
+{
+    struct audit_log *log = NULL;
+    char err[512];
+    int rc;
+
+    if (audit_open(&a->cfg, &log, err, sizeof(err)) != 0) {
+        fslog(LOG_ERR, "%s", err);
+        return 1;
+    }
+    if (trail_start(log) != 0 || record_lifecycle(a, "mount", cl->mountpoint, v->backing) != 0) {
+        fslog(LOG_ERR, "cannot record the mount in the audit log: not serving");
+        trail_stop();
+        audit_close(log, 0);
+        return 1;
+    }
+    fslog(LOG_INFO, "mounted %s on %s", v->backing, cl->mountpoint);
+    rc = run_loop(fuse, cl);
+    trail_stop();
+    if (record_lifecycle(a, "unmount", cl->mountpoint, v->backing) != 0)
+        fslog(LOG_ERR, "cannot record the unmount in the audit log");
+    if (audit_close(log, 10) != 0)
+        rc = 1;
+    fslog(LOG_INFO, "unmounted %s", cl->mountpoint);
+    return rc;
+}
+
 /* Mount and serve until unmounted.  Returns the exit status. */
-static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint)
+static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint,
+                 struct audit_setup *a)
 {
     struct fuse_cmdline_opts cl;
     struct fs_state st = {.root_fd = v->root_fd, .backing = v->backing};
     struct node_table_conf nc = {.mk = v->mk, .cipher = v->cfg.cipher};
-    struct fuse_loop_config *lc = NULL;
     struct fuse *fuse;
     char pid[32];
     int rc = 1;
@@ -185,20 +261,9 @@ static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint
         goto out_unmount;
     fslog_init(cl.foreground);
     snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(v->lock_fd, 0) == 0 && pwrite(v->lock_fd, pid, strlen(pid), 0) < 0)
+    if (ftruncate(v->lock_fd, 0) != 0 || pwrite(v->lock_fd, pid, strlen(pid), 0) < 0)
         fslog(LOG_WARNING, "cannot record the daemon's pid in the vault lock");
-    fslog(LOG_INFO, "mounted %s on %s", v->backing, cl.mountpoint);
-    if (cl.singlethread) {
-        rc = fuse_loop(fuse) != 0;
-    } else {
-        lc = fuse_loop_cfg_create();
-        fuse_loop_cfg_set_clone_fd(lc, cl.clone_fd);
-        fuse_loop_cfg_set_max_threads(lc, cl.max_threads);
-        fuse_loop_cfg_set_idle_threads(lc, cl.max_idle_threads);
-        rc = fuse_loop_mt(fuse, lc) != 0;
-        fuse_loop_cfg_destroy(lc);
-    }
-    fslog(LOG_INFO, "unmounted %s", cl.mountpoint);
+    rc = serve_audited(fuse, &cl, v, a);
     fuse_remove_signal_handlers(fuse_get_session(fuse));
 out_unmount:
     fuse_unmount(fuse);
@@ -209,11 +274,56 @@ out_opts:
     return rc;
 }
 
+/*
+ * Prepare the audit log before mounting: unwrap the signing key, and open the log once to check
+ * that it belongs to this vault, verifies at its tail and can be written (the daemon detaches
+ * after mounting, so this is the last moment to tell the user).  Returns 0 or 1.
+ */
+static int audit_prepare(struct vault *v, const struct options *o, const struct fuse_args *args,
+                         struct audit_setup *a)
+{
+    unsigned char *sk = secmem_alloc(VAULTCFG_SIGN_SK_SIZE);
+    struct audit_log *log = NULL;
+    char err[512];
+    size_t pos = 0;
+    int n;
+
+    if (sk == NULL)
+        return fail("%s%s", "out of locked memory (raise 'ulimit -l')", "");
+    if (vaultcfg_signing_key(&v->cfg, v->mk, sk) != 0) {
+        secmem_free(sk);
+        return fail("the audit signing key in %s/.custody/config does not open: the "
+                    "configuration is corrupt%s", v->backing, "");
+    }
+    n = o->audit_db != NULL ? snprintf(a->path, sizeof(a->path), "%s", o->audit_db)
+                            : snprintf(a->path, sizeof(a->path), "%s/%s/%s", v->backing,
+                                       VAULT_DIR, AUDIT_DB_NAME);
+    if (n < 0 || (size_t)n >= sizeof(a->path)) {
+        secmem_free(sk);
+        return fail("%s%s", "the audit log path is too long", "");
+    }
+    a->cfg.db_path = a->path;
+    memcpy(a->cfg.vault_id, v->cfg.vault_id, AUDIT_ID_SIZE);
+    a->cfg.sign_sk = sk;
+    for (int i = 1; i < args->argc && pos < sizeof(a->options) - 1; i++) {
+        n = snprintf(a->options + pos, sizeof(a->options) - pos, "%s%s", pos ? " " : "",
+                     args->argv[i]);
+        pos += n > 0 ? (size_t)n : 0;
+    }
+    caller_identify(getuid(), getgid(), getpid(), &a->starter);
+    if (audit_open(&a->cfg, &log, err, sizeof(err)) != 0)
+        return fail("%s: the vault stays unmounted until its audit log can be written%s", err,
+                    "");
+    audit_close(log, 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct options o = {0};
     struct key_source src;
+    struct audit_setup audit = {0};
     struct vault *v = NULL;
     char err[512];
     int rc;
@@ -241,8 +351,11 @@ int main(int argc, char **argv)
         fail("%s%s", "out of memory", "");
         goto out;
     }
-    rc = serve(&args, v, o.mountpoint);
+    if (audit_prepare(v, &o, &args, &audit) != 0)
+        goto out;
+    rc = serve(&args, v, o.mountpoint, &audit);
 out:
+    secmem_free((void *)audit.cfg.sign_sk);
     vault_close(v);
     fuse_opt_free_args(&args);
     return rc;

@@ -4,6 +4,7 @@
 #include "fs/contentio.h"
 #include "fs/fslog.h"
 #include "fs/node.h"
+#include "fs/trail.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +24,7 @@ struct handle {
     int fd;
     int append;
     struct node *node;
+    struct tally *tally;       /* reads and writes, for the audit log */
 };
 
 /* An open directory. */
@@ -55,9 +57,38 @@ static int neg_errno(void)
     return -errno;
 }
 
-/* Report an authentication failure: which file, which block. */
-static void integrity_failure(const char *path, uint64_t block)
+/* Who sent the current request. */
+static void caller(struct caller *c)
 {
+    const struct fuse_context *ctx = fuse_get_context();
+
+    caller_identify(ctx->uid, ctx->gid, ctx->pid, c);
+}
+
+/* Start an audited operation: identify the caller; -EIO when the log cannot take records. */
+static int begin(struct caller *c)
+{
+    caller(c);
+    return trail_ready();
+}
+
+static const unsigned char *node_file_id(struct node *n)
+{
+    return n != NULL && n->cf != NULL ? content_file_id(n->cf) : NULL;
+}
+
+/* Report an authentication failure: which file, which block. */
+static void integrity_failure(const char *path, struct node *n, uint64_t block)
+{
+    char detail[64];
+    struct caller c;
+
+    caller(&c);
+    if (block == CONTENTIO_HEADER_BLOCK)
+        snprintf(detail, sizeof(detail), "header or size");
+    else
+        snprintf(detail, sizeof(detail), "block %llu", (unsigned long long)block);
+    trail_event(&c, "integrity-failure", path, node_file_id(n), -EIO, detail);
     if (block == CONTENTIO_HEADER_BLOCK)
         fslog(LOG_ERR, "integrity failure: %s: header or size fails authentication",
               path != NULL ? path : "(deleted file)");
@@ -124,7 +155,7 @@ static void proc_path(int fd, char *buf, size_t len)
     snprintf(buf, len, "/proc/self/fd/%d", fd);
 }
 
-static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     char proc[64];
     struct stat st;
@@ -146,7 +177,21 @@ static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
     return rc;
 }
 
-static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    char detail[32];
+    struct caller c;
+    int rc = begin(&c);
+
+    if (rc != 0)
+        return rc;
+    rc = do_chmod(path, mode, fi);
+    snprintf(detail, sizeof(detail), "mode=%04o", (unsigned)(mode & 07777));
+    return trail_record(&c, "chmod", path, NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
+                        detail);
+}
+
+static int do_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
     const char *name;
     int dfd, rc = 0;
@@ -162,7 +207,22 @@ static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
     return rc;
 }
 
-static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+    char detail[64];
+    struct caller c;
+    int rc = begin(&c);
+
+    if (rc != 0)
+        return rc;
+    rc = do_chown(path, uid, gid, fi);
+    snprintf(detail, sizeof(detail), "owner=%lld:%lld", uid == (uid_t)-1 ? -1LL : (long long)uid,
+             gid == (gid_t)-1 ? -1LL : (long long)gid);
+    return trail_record(&c, "chown", path, NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
+                        detail);
+}
+
+static int do_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
 {
     const char *name;
     int dfd, rc = 0;
@@ -178,26 +238,47 @@ static int op_utimens(const char *path, const struct timespec tv[2], struct fuse
     return rc;
 }
 
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    struct caller c;
+    int rc = begin(&c);
+
+    if (rc != 0)
+        return rc;
+    rc = do_utimens(path, tv, fi);
+    return trail_record(&c, "utimens", path, NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
+                        NULL);
+}
+
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     uint64_t bad = CONTENTIO_HEADER_BLOCK;
     struct node *n = NULL;
-    int fd, rc;
+    char detail[40];
+    struct caller c;
+    int fd = -1, rc = begin(&c);
 
-    if (size < 0)
-        return -EINVAL;
-    if (fi != NULL)
-        return contentio_truncate(fh(fi)->node, fh(fi)->fd, (uint64_t)size, &bad);
-    fd = backing_open(root_fd(), path, O_RDWR | O_NOFOLLOW | O_NONBLOCK, 0);
-    if (fd < 0)
-        return fd;
-    rc = node_get(fd, 1, &n);
-    if (rc == 0)
+    if (rc != 0)
+        return rc;
+    snprintf(detail, sizeof(detail), "size=%lld", (long long)size);
+    if (size < 0) {
+        rc = -EINVAL;
+    } else if (fi != NULL) {
+        n = fh(fi)->node;
+        rc = contentio_truncate(n, fh(fi)->fd, (uint64_t)size, &bad);
+    } else if ((fd = backing_open(root_fd(), path, O_RDWR | O_NOFOLLOW | O_NONBLOCK, 0)) < 0) {
+        rc = fd;
+    } else if ((rc = node_get(fd, 1, &n)) == 0) {
         rc = contentio_truncate(n, fd, (uint64_t)size, &bad);
+    }
     if (rc == -EIO)
-        integrity_failure(path, bad);
-    node_put(n);
-    close(fd);
+        integrity_failure(path, n, bad);
+    rc = trail_record(&c, "truncate", path, NULL, node_file_id(n), rc, detail);
+    if (fi == NULL) {
+        node_put(n);
+        if (fd >= 0)
+            close(fd);
+    }
     return rc;
 }
 
@@ -212,12 +293,36 @@ static int backing_flags(int flags)
            O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
 }
 
-/* Wrap an open backing descriptor into a handle; consumes fd on failure. */
-static int handle_new(const char *path, int fd, int flags, struct fuse_file_info *fi)
+static void handle_free(struct handle *h)
+{
+    tally_free(h->tally);
+    node_put(h->node);
+    close(h->fd);
+    free(h);
+}
+
+/* What an open asks for, for its audit record. */
+static void open_detail(int flags, char *buf, size_t len)
+{
+    int acc = flags & O_ACCMODE;
+
+    snprintf(buf, len, "%s%s%s%s", acc == O_RDONLY ? "read" : acc == O_WRONLY ? "write" :
+                                                                                "read-write",
+             (flags & O_APPEND) ? ",append" : "", (flags & O_TRUNC) ? ",truncate" : "",
+             (flags & O_CREAT) ? ",create" : "");
+}
+
+/*
+ * Wrap an open backing descriptor into a handle and record the open; consumes fd on failure.
+ * `op` is "open" or "create".
+ */
+static int handle_new(const struct caller *c, const char *op, const char *path, int fd,
+                      int flags, struct fuse_file_info *fi)
 {
     int writable = (flags & O_ACCMODE) != O_RDONLY;
     uint64_t bad = CONTENTIO_HEADER_BLOCK;
     struct handle *h = calloc(1, sizeof(*h));
+    char detail[64];
     struct stat st;
     int rc;
 
@@ -225,21 +330,23 @@ static int handle_new(const char *path, int fd, int flags, struct fuse_file_info
         close(fd);
         return -ENOMEM;
     }
+    h->fd = fd;
+    h->append = (flags & O_APPEND) != 0;
     rc = fstat(fd, &st) != 0 ? neg_errno() : S_ISREG(st.st_mode) ? 0 : -EINVAL;
     if (rc == 0)
         rc = node_get(fd, writable, &h->node);
     if (rc == 0 && writable && (flags & O_TRUNC))
         rc = contentio_truncate(h->node, fd, 0, &bad);
+    if (rc == 0 && (h->tally = tally_new(c, path, node_file_id(h->node))) == NULL)
+        rc = -ENOMEM;
+    if (rc == -EIO)
+        integrity_failure(path, h->node, bad);
+    open_detail(flags, detail, sizeof(detail));
+    rc = trail_record(c, op, path, NULL, node_file_id(h->node), rc, detail);
     if (rc != 0) {
-        if (rc == -EIO)
-            integrity_failure(path, bad);
-        node_put(h->node);
-        free(h);
-        close(fd);
+        handle_free(h);
         return rc;
     }
-    h->fd = fd;
-    h->append = (flags & O_APPEND) != 0;
     fi->fh = (uint64_t)(uintptr_t)h;
     /* Keep the page cache across opens: every change goes through this mount.  A file with
      * several names has several kernel inodes here, so it is re-read instead. */
@@ -249,11 +356,18 @@ static int handle_new(const char *path, int fd, int flags, struct fuse_file_info
 
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
-    int fd = backing_open(root_fd(), path, backing_flags(fi->flags), 0);
+    struct caller c;
+    int fd, rc = begin(&c);
 
-    if (fd < 0)
-        return fd;
-    return handle_new(path, fd, fi->flags, fi);
+    if (rc != 0)
+        return rc;
+    fd = backing_open(root_fd(), path, backing_flags(fi->flags), 0);
+    if (fd < 0) {
+        char detail[64];
+        open_detail(fi->flags, detail, sizeof(detail));
+        return trail_record(&c, "open", path, NULL, NULL, fd, detail);
+    }
+    return handle_new(&c, "open", path, fd, fi->flags, fi);
 }
 
 /* Owner and group for something a caller creates in directory dfd. */
@@ -271,12 +385,16 @@ static void new_owner(int dfd, uid_t *uid, gid_t *gid)
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     const char *name;
+    struct caller c;
     uid_t uid;
     gid_t gid;
-    int fd, dfd = backing_parent(root_fd(), path, &name);
+    int fd, dfd = begin(&c);
 
-    if (dfd < 0)
+    if (dfd != 0)
         return dfd;
+    dfd = backing_parent(root_fd(), path, &name);
+    if (dfd < 0)
+        return trail_record(&c, "create", path, NULL, NULL, dfd, NULL);
     fd = openat(dfd, name, backing_flags(fi->flags) | O_RDWR | O_CREAT | O_EXCL, mode & 07777);
     if (fd >= 0) {
         new_owner(dfd, &uid, &gid);
@@ -292,8 +410,8 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     }
     backing_put(root_fd(), dfd);
     if (fd < 0)
-        return fd;
-    return handle_new(path, fd, fi->flags | O_RDWR, fi);
+        return trail_record(&c, "create", path, NULL, NULL, fd, NULL);
+    return handle_new(&c, "create", path, fd, (fi->flags & ~O_ACCMODE) | O_RDWR, fi);
 }
 
 static int op_read(const char *path, char *buf, size_t size, off_t off,
@@ -304,9 +422,13 @@ static int op_read(const char *path, char *buf, size_t size, off_t off,
 
     if (off < 0)
         return -EINVAL;
+    if (trail_ready() != 0)
+        return -EIO;
     n = contentio_read(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, &bad);
     if (n == -EIO)
-        integrity_failure(path, bad);
+        integrity_failure(path, fh(fi)->node, bad);
+    if (n > 0)
+        tally_add(fh(fi)->tally, 0, (uint64_t)off, (uint64_t)n);
     return (int)n;
 }
 
@@ -318,10 +440,14 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
 
     if (off < 0)
         return -EINVAL;
+    if (trail_ready() != 0)
+        return -EIO;
     n = contentio_write(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, fh(fi)->append,
                         &bad);
     if (n == -EIO)
-        integrity_failure(path, bad);
+        integrity_failure(path, fh(fi)->node, bad);
+    if (n > 0)
+        tally_add(fh(fi)->tally, 1, (uint64_t)off, (uint64_t)n);
     return (int)n;
 }
 
@@ -331,14 +457,22 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len,
     uint64_t bad = CONTENTIO_HEADER_BLOCK;
     int rc;
 
+    struct caller c;
+    char detail[64];
+
+    if ((rc = begin(&c)) != 0)
+        return rc;
     if (mode != 0)
-        return -EOPNOTSUPP;
-    if (off < 0 || len <= 0)
-        return -EINVAL;
-    rc = contentio_allocate(fh(fi)->node, fh(fi)->fd, (uint64_t)off, (uint64_t)len, &bad);
+        rc = -EOPNOTSUPP;
+    else if (off < 0 || len <= 0)
+        rc = -EINVAL;
+    else
+        rc = contentio_allocate(fh(fi)->node, fh(fi)->fd, (uint64_t)off, (uint64_t)len, &bad);
     if (rc == -EIO)
-        integrity_failure(path, bad);
-    return rc;
+        integrity_failure(path, fh(fi)->node, bad);
+    snprintf(detail, sizeof(detail), "mode=%d offset=%lld length=%lld", mode, (long long)off,
+             (long long)len);
+    return trail_record(&c, "fallocate", path, NULL, node_file_id(fh(fi)->node), rc, detail);
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -346,6 +480,9 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
     (void)path;
     if ((datasync ? fdatasync(fh(fi)->fd) : fsync(fh(fi)->fd)) != 0)
         return neg_errno();
+    /* what the file holds is durable: so is the record of how it got there */
+    if (tally_flush(fh(fi)->tally, 1) != 0 || trail_sync() != 0)
+        return -EIO;
     return 0;
 }
 
@@ -358,29 +495,31 @@ static int op_flush(const char *path, struct fuse_file_info *fi)
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
-    struct handle *h = fh(fi);
-
     (void)path;
-    node_put(h->node);
-    close(h->fd);
-    free(h);
+    handle_free(fh(fi));
     return 0;
 }
 
 /* ---- names ---- */
 
-/* Run fn(dfd, name) on the parent of path. */
-static int at_parent(const char *path, int (*fn)(int dfd, const char *name, void *arg),
-                     void *arg)
+/* Run fn(dfd, name) on the parent of path, as audited operation `op`. */
+static int at_parent(const char *op, const char *path, const char *path2, const char *detail,
+                     int (*fn)(int dfd, const char *name, void *arg), void *arg)
 {
     const char *name;
-    int rc, dfd = backing_parent(root_fd(), path, &name);
+    struct caller c;
+    int rc, dfd = begin(&c);
 
-    if (dfd < 0)
+    if (dfd != 0)
         return dfd;
-    rc = fn(dfd, name, arg);
-    backing_put(root_fd(), dfd);
-    return rc;
+    dfd = backing_parent(root_fd(), path, &name);
+    if (dfd < 0) {
+        rc = dfd;
+    } else {
+        rc = fn(dfd, name, arg);
+        backing_put(root_fd(), dfd);
+    }
+    return trail_record(&c, op, path, path2, NULL, rc, detail);
 }
 
 /* Give a new entry to the caller (never following a link). */
@@ -409,7 +548,10 @@ static int do_mkdir(int dfd, const char *name, void *arg)
 
 static int op_mkdir(const char *path, mode_t mode)
 {
-    return at_parent(path, do_mkdir, &mode);
+    char detail[32];
+
+    snprintf(detail, sizeof(detail), "mode=%04o", (unsigned)(mode & 07777));
+    return at_parent("mkdir", path, NULL, detail, do_mkdir, &mode);
 }
 
 struct mknod_args {
@@ -435,8 +577,13 @@ static int do_mknod(int dfd, const char *name, void *arg)
 static int op_mknod(const char *path, mode_t mode, dev_t rdev)
 {
     struct mknod_args a = {mode, rdev};
+    char detail[48];
 
-    return at_parent(path, do_mknod, &a);
+    snprintf(detail, sizeof(detail), "type=%s mode=%04o",
+             S_ISREG(mode) ? "file" : S_ISFIFO(mode) ? "fifo" : S_ISSOCK(mode) ? "socket" :
+             S_ISCHR(mode) ? "char-device" : S_ISBLK(mode) ? "block-device" : "other",
+             (unsigned)(mode & 07777));
+    return at_parent("mknod", path, NULL, detail, do_mknod, &a);
 }
 
 static int do_symlink(int dfd, const char *name, void *arg)
@@ -453,7 +600,7 @@ static int do_symlink(int dfd, const char *name, void *arg)
 
 static int op_symlink(const char *target, const char *path)
 {
-    return at_parent(path, do_symlink, (void *)target);
+    return at_parent("symlink", path, target, NULL, do_symlink, (void *)target);
 }
 
 static int do_unlink(int dfd, const char *name, void *arg)
@@ -465,14 +612,14 @@ static int op_unlink(const char *path)
 {
     int flags = 0;
 
-    return at_parent(path, do_unlink, &flags);
+    return at_parent("unlink", path, NULL, NULL, do_unlink, &flags);
 }
 
 static int op_rmdir(const char *path)
 {
     int flags = AT_REMOVEDIR;
 
-    return at_parent(path, do_unlink, &flags);
+    return at_parent("rmdir", path, NULL, NULL, do_unlink, &flags);
 }
 
 static int op_readlink(const char *path, char *buf, size_t size)
@@ -496,9 +643,8 @@ static int op_readlink(const char *path, char *buf, size_t size)
     return 0;
 }
 
-/* Run fn on the parents of two paths (rename, link). */
-static int at_two_parents(const char *from, const char *to, unsigned flags,
-                          int (*fn)(int, const char *, int, const char *, unsigned))
+static int two_parents(const char *from, const char *to, unsigned flags,
+                       int (*fn)(int, const char *, int, const char *, unsigned))
 {
     const char *n1, *n2;
     int d1, d2, rc;
@@ -517,6 +663,22 @@ static int at_two_parents(const char *from, const char *to, unsigned flags,
     return rc;
 }
 
+/* Run fn on the parents of two paths (rename, link), as audited operation `op`. */
+static int at_two_parents(const char *op, const char *from, const char *to, unsigned flags,
+                          int (*fn)(int, const char *, int, const char *, unsigned))
+{
+    char detail[32];
+    struct caller c;
+    int rc = begin(&c);
+
+    if (rc != 0)
+        return rc;
+    rc = two_parents(from, to, flags, fn);
+    snprintf(detail, sizeof(detail), "%s", flags & RENAME_EXCHANGE ? "exchange" :
+                                           flags & RENAME_NOREPLACE ? "noreplace" : "");
+    return trail_record(&c, op, from, to, NULL, rc, detail[0] ? detail : NULL);
+}
+
 static int do_rename(int d1, const char *n1, int d2, const char *n2, unsigned flags)
 {
     return renameat2(d1, n1, d2, n2, flags) == 0 ? 0 : neg_errno();
@@ -524,7 +686,7 @@ static int do_rename(int d1, const char *n1, int d2, const char *n2, unsigned fl
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
-    return at_two_parents(from, to, flags, do_rename);
+    return at_two_parents("rename", from, to, flags, do_rename);
 }
 
 static int do_link(int d1, const char *n1, int d2, const char *n2, unsigned flags)
@@ -535,7 +697,7 @@ static int do_link(int d1, const char *n1, int d2, const char *n2, unsigned flag
 
 static int op_link(const char *from, const char *to)
 {
-    int rc = at_two_parents(from, to, 0, do_link);
+    int rc = at_two_parents("link", from, to, 0, do_link);
 
     /* Each name is a kernel inode of its own here: make the old name's link count fresh. */
     if (rc == 0)
@@ -654,7 +816,7 @@ static int xattr_target(const char *path, char *proc, size_t len)
     return fd;
 }
 
-static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
+static int do_setxattr(const char *path, const char *name, const char *value, size_t size,
                        int flags)
 {
     char proc[64];
@@ -669,6 +831,20 @@ static int op_setxattr(const char *path, const char *name, const char *value, si
         rc = neg_errno();
     close(fd);
     return rc;
+}
+
+static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
+                       int flags)
+{
+    char detail[300];
+    struct caller c;
+    int rc = begin(&c);
+
+    if (rc != 0)
+        return rc;
+    rc = do_setxattr(path, name, value, size, flags);
+    snprintf(detail, sizeof(detail), "name=%s size=%zu", name, size);
+    return trail_record(&c, "setxattr", path, NULL, NULL, rc, detail);
 }
 
 static int op_getxattr(const char *path, const char *name, char *value, size_t size)
@@ -736,7 +912,7 @@ static int op_listxattr(const char *path, char *list, size_t size)
     return (int)n;
 }
 
-static int op_removexattr(const char *path, const char *name)
+static int do_removexattr(const char *path, const char *name)
 {
     char proc[64];
     int fd, rc = 0;
@@ -750,6 +926,19 @@ static int op_removexattr(const char *path, const char *name)
         rc = neg_errno();
     close(fd);
     return rc;
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+    char detail[300];
+    struct caller c;
+    int rc = begin(&c);
+
+    if (rc != 0)
+        return rc;
+    rc = do_removexattr(path, name);
+    snprintf(detail, sizeof(detail), "name=%s", name);
+    return trail_record(&c, "removexattr", path, NULL, NULL, rc, detail);
 }
 
 /* ---- life cycle ---- */

@@ -2,6 +2,7 @@
  * custodyctl: the administrator's tool.  One cmd_<verb>() per subcommand, one dispatch table.
  * Exit status: 0 success, 1 failure (one line on standard error says what to do), 2 usage error.
  */
+#include "audit/audit.h"
 #include "crypto/content.h"
 #include "crypto/secmem.h"
 #include "crypto/vaultcfg.h"
@@ -9,6 +10,10 @@
 #include "fs/vault.h"
 
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <time.h>
+#include <unistd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +29,26 @@ struct command {
 
 static int cmd_init(int argc, char **argv);
 static int cmd_info(int argc, char **argv);
+static int cmd_head(int argc, char **argv);
+static int cmd_verify(int argc, char **argv);
+static int cmd_log(int argc, char **argv);
 
 static const struct command commands[] = {
     {"init", cmd_init,
      "init BACKING [--keyfile FILE | --passphrase-file FILE]\n"
      "        create a vault in the new or empty directory BACKING"},
     {"info", cmd_info, "info BACKING\n        show a vault's configuration (no key needed)"},
+    {"head", cmd_head,
+     "head BACKING [--audit-db PATH]\n"
+     "        print the audit log's latest signed head on one line, to keep elsewhere"},
+    {"verify", cmd_verify,
+     "verify BACKING [--head FILE] [--audit-db PATH]\n"
+     "        check every record, link and signature of the audit log (no key needed);\n"
+     "        with --head, also that the log still holds that head: exit 0 when all holds,\n"
+     "        1 at the first bad record, 2 on a usage error"},
+    {"log", cmd_log,
+     "log BACKING [--format table|json|csv] [--audit-db PATH]\n"
+     "        list the audit records, oldest first"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -153,4 +172,322 @@ int main(int argc, char **argv)
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "custodyctl: unknown command '%s' (see custodyctl --help)\n", argv[1]);
     return EXIT_USAGE;
+}
+
+/* ---- the audit log ---- */
+
+/* Options shared by the audit commands.  */
+struct audit_args {
+    const char *backing;
+    const char *audit_db;
+    const char *head_file;
+    const char *format;
+    char db_path[PATH_MAX];
+    struct vault *v;
+};
+
+/* Parse BACKING and the options the command allows; open the vault (no key). */
+static int audit_args_parse(int argc, char **argv, int allow_head, int allow_format,
+                            struct audit_args *a)
+{
+    static const struct option longopts[] = {
+        {"audit-db", required_argument, NULL, 'a'},
+        {"head", required_argument, NULL, 'H'},
+        {"format", required_argument, NULL, 'f'},
+        {NULL, 0, NULL, 0},
+    };
+    char err[512];
+    int c, n;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'a')
+            a->audit_db = optarg;
+        else if (c == 'H' && allow_head)
+            a->head_file = optarg;
+        else if (c == 'f' && allow_format)
+            a->format = optarg;
+        else
+            return usage_error(c == '?' ? "unknown option" : "option not valid here");
+    }
+    if (optind + 1 != argc)
+        return usage_error(optind == argc ? "missing BACKING" : "too many arguments");
+    a->backing = argv[optind];
+    if (vault_open(a->backing, NULL, &a->v, err, sizeof(err)) != 0)
+        return failf(err);
+    n = a->audit_db != NULL
+            ? snprintf(a->db_path, sizeof(a->db_path), "%s", a->audit_db)
+            : snprintf(a->db_path, sizeof(a->db_path), "%s/%s/%s", a->v->backing, VAULT_DIR,
+                       AUDIT_DB_NAME);
+    if (n < 0 || (size_t)n >= sizeof(a->db_path)) {
+        vault_close(a->v);
+        return failf("the audit log path is too long");
+    }
+    return 0;
+}
+
+static int cmd_head(int argc, char **argv)
+{
+    struct audit_args a = {0};
+    struct audit_head h;
+    char line[AUDIT_HEAD_LINE_MAX], err[512];
+    int rc = audit_args_parse(argc, argv, 0, 0, &a);
+
+    if (rc != 0)
+        return rc;
+    rc = audit_latest_head(a.db_path, a.v->cfg.sign_pk, &h, err, sizeof(err));
+    vault_close(a.v);
+    if (rc < 0)
+        return failf(err);
+    if (rc == 0)
+        return failf("the audit log has no signed head yet: mount the vault once");
+    audit_head_format(&h, line, sizeof(line));
+    printf("%s\n", line);
+    return 0;
+}
+
+/* Progress bar on standard error, for a terminal only. */
+static void progress_bar(int64_t done, int64_t total, void *arg)
+{
+    int width = 40, filled;
+
+    (void)arg;
+    if (total <= 0)
+        return;
+    filled = (int)(done * width / total);
+    fprintf(stderr, "\rverifying [%.*s%*s] %3d%% %" PRId64 "/%" PRId64, filled,
+            "########################################", width - filled, "",
+            (int)(done * 100 / total), done, total);
+    if (done >= total)
+        fputc('\n', stderr);
+}
+
+static int read_head_file(const char *path, struct audit_head *h)
+{
+    char line[AUDIT_HEAD_LINE_MAX + 2];
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    int rc = -1;
+
+    if (f == NULL)
+        return -1;
+    if (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        rc = audit_head_parse(line, h);
+    }
+    if (f != stdin)
+        fclose(f);
+    return rc;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    struct audit_verify_result res;
+    struct audit_args a = {0};
+    struct audit_head anchor;
+    int rc = audit_args_parse(argc, argv, 1, 0, &a);
+
+    if (rc != 0)
+        return rc;
+    if (a.head_file != NULL && read_head_file(a.head_file, &anchor) != 0) {
+        vault_close(a.v);
+        fprintf(stderr, "custodyctl: %s does not hold a head line from 'custodyctl head'\n",
+                a.head_file);
+        return EXIT_USAGE;
+    }
+    rc = audit_verify(a.db_path, a.v->cfg.vault_id, a.v->cfg.sign_pk,
+                      a.head_file != NULL ? &anchor : NULL, isatty(2) ? progress_bar : NULL,
+                      NULL, &res);
+    vault_close(a.v);
+    if (rc < 0)
+        return failf(res.why);
+    if (rc > 0) {
+        fprintf(stderr, "custodyctl: audit log FAILS verification at record %" PRId64 ": %s\n",
+                res.bad_seq, res.why);
+        return 1;
+    }
+    printf("audit log verified: %s", res.why);
+    if (res.unsigned_tail > 0)
+        printf("; the last %" PRId64 " records are not signed yet (the daemon is running, or "
+               "was stopped without unmounting)", res.unsigned_tail);
+    printf("\n");
+    return 0;
+}
+
+/* RFC 3339 UTC with nanoseconds. */
+static void format_time(int64_t ns, char *buf, size_t len)
+{
+    time_t secs = (time_t)(ns / 1000000000);
+    struct tm tm;
+    char base[32];
+
+    gmtime_r(&secs, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%09" PRId64 "Z", base, ns % 1000000000);
+}
+
+static void json_str(const char *key, const char *s, int last)
+{
+    printf("\"%s\":", key);
+    if (s == NULL) {
+        printf("null");
+    } else {
+        putchar('"');
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                printf("\\%c", *p);
+            else if (*p < 0x20)
+                printf("\\u%04x", *p);
+            else
+                putchar(*p);
+        }
+        putchar('"');
+    }
+    if (!last)
+        putchar(',');
+}
+
+static void json_int(const char *key, int64_t v)
+{
+    if (v == AUDIT_NONE)
+        printf("\"%s\":null,", key);
+    else
+        printf("\"%s\":%" PRId64 ",", key, v);
+}
+
+/* "0-4096,8192-12288" as [[0,4096],[8192,12288]]. */
+static void json_ranges(const char *r)
+{
+    unsigned long long s, e;
+    int n, first = 1;
+
+    printf("\"ranges\":");
+    if (r == NULL) {
+        printf("null,");
+        return;
+    }
+    putchar('[');
+    while (sscanf(r, "%llu-%llu%n", &s, &e, &n) == 2) {
+        printf("%s[%llu,%llu]", first ? "" : ",", s, e);
+        first = 0;
+        r += n;
+        if (*r == ',')
+            r++;
+    }
+    printf("],");
+}
+
+static void csv_field(const char *s, int last)
+{
+    if (s != NULL && strpbrk(s, ",\"\n\r") != NULL) {
+        putchar('"');
+        for (const char *p = s; *p; p++) {
+            if (*p == '"')
+                putchar('"');
+            putchar(*p);
+        }
+        putchar('"');
+    } else if (s != NULL) {
+        fputs(s, stdout);
+    }
+    putchar(last ? '\n' : ',');
+}
+
+static const char *int_text(int64_t v, char *buf, size_t len)
+{
+    if (v == AUDIT_NONE)
+        return NULL;
+    snprintf(buf, len, "%" PRId64, v);
+    return buf;
+}
+
+enum log_format { FMT_TABLE, FMT_JSON, FMT_CSV };
+
+static int print_record(const struct audit_record *r, void *arg)
+{
+    enum log_format fmt = *(enum log_format *)arg;
+    char t[48], hash[2 * AUDIT_HASH_SIZE + 1], b[7][24];
+
+    format_time(r->time_ns, t, sizeof(t));
+    sodium_bin2hex(hash, sizeof(hash), r->hash, AUDIT_HASH_SIZE);
+    if (fmt == FMT_JSON) {
+        printf("{\"seq\":%" PRId64 ",", r->seq);
+        json_str("time", t, 0);
+        json_int("uid", r->uid);
+        json_str("user", r->user, 0);
+        json_int("gid", r->gid);
+        json_int("pid", r->pid);
+        json_int("ppid", r->ppid);
+        json_int("pstart", r->pstart);
+        json_str("process", r->process, 0);
+        json_str("exe", r->exe, 0);
+        json_str("op", r->op, 0);
+        json_str("path", r->path, 0);
+        json_str("path2", r->path2, 0);
+        json_str("file_id", r->file_id, 0);
+        json_str("result", r->result, 0);
+        json_int("bytes", r->bytes);
+        json_ranges(r->ranges);
+        json_str("detail", r->detail, 0);
+        json_str("hash", hash, 1);
+        printf("}\n");
+    } else if (fmt == FMT_CSV) {
+        csv_field(int_text(r->seq, b[0], sizeof(b[0])), 0);
+        csv_field(t, 0);
+        csv_field(int_text(r->uid, b[1], sizeof(b[1])), 0);
+        csv_field(r->user, 0);
+        csv_field(int_text(r->gid, b[2], sizeof(b[2])), 0);
+        csv_field(int_text(r->pid, b[3], sizeof(b[3])), 0);
+        csv_field(int_text(r->ppid, b[4], sizeof(b[4])), 0);
+        csv_field(int_text(r->pstart, b[5], sizeof(b[5])), 0);
+        csv_field(r->process, 0);
+        csv_field(r->exe, 0);
+        csv_field(r->op, 0);
+        csv_field(r->path, 0);
+        csv_field(r->path2, 0);
+        csv_field(r->file_id, 0);
+        csv_field(r->result, 0);
+        csv_field(int_text(r->bytes, b[6], sizeof(b[6])), 0);
+        csv_field(r->ranges, 0);
+        csv_field(r->detail, 0);
+        csv_field(hash, 1);
+    } else {
+        printf("%-8" PRId64 " %.23sZ %-10s %-7" PRId64 " %-15s %-17s %-8s %s%s%s%s%s%s\n",
+               r->seq, t, r->user != NULL ? r->user : "-", r->pid == AUDIT_NONE ? 0 : r->pid,
+               r->process != NULL ? r->process : "-", r->op, r->result,
+               r->path != NULL ? r->path : "", r->path2 != NULL ? " -> " : "",
+               r->path2 != NULL ? r->path2 : "", r->bytes != AUDIT_NONE ? " " : "",
+               r->bytes != AUDIT_NONE ? int_text(r->bytes, b[0], sizeof(b[0])) : "",
+               r->bytes != AUDIT_NONE ? " bytes" : "");
+    }
+    return ferror(stdout) ? -1 : 0;
+}
+
+static int cmd_log(int argc, char **argv)
+{
+    struct audit_args a = {0};
+    enum log_format fmt = FMT_TABLE;
+    char err[512];
+    int rc = audit_args_parse(argc, argv, 0, 1, &a);
+
+    if (rc != 0)
+        return rc;
+    if (a.format != NULL && strcmp(a.format, "json") == 0)
+        fmt = FMT_JSON;
+    else if (a.format != NULL && strcmp(a.format, "csv") == 0)
+        fmt = FMT_CSV;
+    else if (a.format != NULL && strcmp(a.format, "table") != 0) {
+        vault_close(a.v);
+        return usage_error("--format takes table, json or csv");
+    }
+    if (fmt == FMT_CSV)
+        printf("seq,time,uid,user,gid,pid,ppid,pstart,process,exe,op,path,path2,file_id,result,"
+               "bytes,ranges,detail,hash\n");
+    else if (fmt == FMT_TABLE)
+        printf("%-8s %-24s %-10s %-7s %-15s %-17s %-8s %s\n", "SEQ", "TIME (UTC)", "USER", "PID",
+               "PROCESS", "OP", "RESULT", "PATH");
+    rc = audit_foreach(a.db_path, print_record, &fmt, err, sizeof(err));
+    vault_close(a.v);
+    if (rc != 0)
+        return failf(err);
+    return fflush(stdout) == 0 ? 0 : failf("cannot write the listing");
 }

@@ -726,7 +726,9 @@ static void test_structure(void **state)
     for (first = 0; first < n && v[first][0] == '#'; first++)
         ;
     assert_memory_equal(v[first], "custodyfs-vault ", 16);
-    assert_int_equal(n - first, 7); /* magic, id, cipher, block-size, epoch, 2 slots */
+    /* magic, id, cipher, block-size, epoch, 2 slots, signing-key */
+    assert_int_equal(n - first, 8);
+    assert_memory_equal(v[n - 1], "signing-key ", 12);
 
     /* as is: valid */
     body = join(v, n, (size_t)-1, NULL, 0);
@@ -741,7 +743,7 @@ static void test_structure(void **state)
     /* each line missing (comments are optional) */
     for (size_t i = first; i < n; i++) {
         body = join(v, n, i, NULL, 0);
-        if (i == n - 1 || i == n - 2)
+        if (i == n - 2 || i == n - 3)
             expect_body_ok(body); /* one of the two slots is left */
         else
             expect_body_corrupt(body);
@@ -756,6 +758,10 @@ static void test_structure(void **state)
         expect_body_corrupt(body);
         free(body);
     }
+    /* the signing key given twice */
+    body = join(v, n, (size_t)-1, v[n - 1], n);
+    expect_body_corrupt(body);
+    free(body);
     /* a second value for a setting */
     static const char *const dup[] = {"cipher xchacha20poly1305\n", "key-epoch 2\n",
                                       "vault-id 000102030405060708090a0b0c0d0e0f\n",
@@ -837,7 +843,7 @@ static void test_structure(void **state)
 
     /* malformed slot lines (field by field) */
     v = body_lines(&cfg, &n);
-    char *slot = v[n - 1]; /* the passphrase slot */
+    char *slot = v[n - 2]; /* the passphrase slot (the signing key follows) */
     assert_memory_equal(slot, "slot passphrase argon2id13 ", 27);
     char salt[33], wrapped[145];
     assert_int_equal(sscanf(slot, "slot passphrase argon2id13 %*u %*u %32s %144s", salt, wrapped),
@@ -884,8 +890,8 @@ static void test_structure(void **state)
     }
     /* the same fields, well formed, are accepted (guards the test itself) */
     snprintf(line, sizeof(line), "slot passphrase argon2id13 1 8192 %s %s\n", salt, wrapped);
-    free(v[n - 1]);
-    v[n - 1] = strdup(line);
+    free(v[n - 2]);
+    v[n - 2] = strdup(line);
     body = join(v, n, (size_t)-1, NULL, 0);
     expect_body_ok(body);
     free(body);

@@ -1,0 +1,31 @@
+/* Private to audit/: record hashing, head signing, and the schema shared by writer and reader. */
+#ifndef CUSTODY_AUDIT_RECORD_INT_H
+#define CUSTODY_AUDIT_RECORD_INT_H
+
+#include "audit/audit.h"
+
+#include <sqlite3.h>
+
+/* Column list, in hash order after seq and before hash. */
+#define AUDIT_COLUMNS "seq, time_ns, uid, user, gid, pid, ppid, pstart, process, exe, op, " \
+                      "path, path2, file_id, result, bytes, ranges, detail, hash"
+
+/* The genesis value the first record chains to. */
+void audit_genesis(const unsigned char vault_id[AUDIT_ID_SIZE], unsigned char out[AUDIT_HASH_SIZE]);
+
+/* hash = BLAKE2b-256(prev || encoding of every field of rec but the hash). */
+void audit_record_hash(const unsigned char prev[AUDIT_HASH_SIZE], const struct audit_record *rec,
+                       unsigned char out[AUDIT_HASH_SIZE]);
+
+/* The message a head signs. */
+#define AUDIT_HEAD_MSG_SIZE (18 + AUDIT_ID_SIZE + 8 + AUDIT_HASH_SIZE + 8)
+void audit_head_message(const struct audit_head *h, unsigned char msg[AUDIT_HEAD_MSG_SIZE]);
+
+/* Read one row of "SELECT " AUDIT_COLUMNS into rec (strings point into the statement). */
+void audit_row_to_record(sqlite3_stmt *st, struct audit_record *rec);
+
+/* Schema. */
+extern const char audit_schema_sql[];
+#define AUDIT_SCHEMA_VERSION "1"
+
+#endif

@@ -1,0 +1,340 @@
+/*
+ * Reading the audit log: verification, the latest head, iteration.  Opens the database
+ * read-only; never needs a key.
+ */
+#include "audit/record_int.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TAIL_SLACK_NS (2LL * 1000000000)
+
+static sqlite3 *open_ro(const char *db_path, char *err, size_t errlen)
+{
+    struct stat st;
+    sqlite3 *db = NULL;
+
+    if (stat(db_path, &st) != 0) {
+        snprintf(err, errlen, "no audit log at %s", db_path);
+        return NULL;
+    }
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open the audit log %s: %s", db_path,
+                 db != NULL ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+int audit_foreach(const char *db_path, audit_record_fn fn, void *arg, char *err, size_t errlen)
+{
+    sqlite3 *db = open_ro(db_path, err, errlen);
+    sqlite3_stmt *st = NULL;
+    struct audit_record r;
+    int rc;
+
+    if (db == NULL)
+        return -1;
+    rc = sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS " FROM records ORDER BY seq", -1, &st,
+                            NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        audit_row_to_record(st, &r);
+        rc = fn(&r, arg) == 0 ? SQLITE_OK : SQLITE_DONE;
+    }
+    if (rc != SQLITE_DONE)
+        snprintf(err, errlen, "cannot read the audit log: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Heads, oldest first. */
+struct heads {
+    struct audit_head *v;
+    size_t n;
+};
+
+static int load_heads(sqlite3 *db, const unsigned char *vault_id, const unsigned char *pk,
+                      struct heads *hs)
+{
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    int rc = sqlite3_prepare_v2(db, "SELECT seq, hash, time_ns, signature FROM heads ORDER BY seq",
+                                -1, &st, NULL);
+
+    hs->v = NULL;
+    hs->n = 0;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct audit_head *h;
+        rc = SQLITE_OK;
+        if (hs->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            h = realloc(hs->v, cap * sizeof(*h));
+            if (h == NULL) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            hs->v = h;
+        }
+        h = &hs->v[hs->n++];
+        memset(h, 0, sizeof(*h));
+        memcpy(h->vault_id, vault_id, AUDIT_ID_SIZE);
+        memcpy(h->pk, pk, AUDIT_PK_SIZE);
+        h->seq = sqlite3_column_int64(st, 0);
+        h->time_ns = sqlite3_column_int64(st, 2);
+        if (sqlite3_column_bytes(st, 1) == AUDIT_HASH_SIZE)
+            memcpy(h->hash, sqlite3_column_blob(st, 1), AUDIT_HASH_SIZE);
+        if (sqlite3_column_bytes(st, 3) == AUDIT_SIG_SIZE)
+            memcpy(h->sig, sqlite3_column_blob(st, 3), AUDIT_SIG_SIZE);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int audit_latest_head(const char *db_path, const unsigned char pk[AUDIT_PK_SIZE],
+                      struct audit_head *h, char *err, size_t errlen)
+{
+    sqlite3 *db = open_ro(db_path, err, errlen);
+    sqlite3_stmt *st = NULL;
+    unsigned char id[AUDIT_ID_SIZE];
+    size_t n;
+    int rc, found = 0;
+
+    if (db == NULL)
+        return -1;
+    rc = sqlite3_prepare_v2(db, "SELECT (SELECT value FROM meta WHERE key='vault_id'), seq, hash,"
+                                " time_ns, signature FROM heads ORDER BY seq DESC LIMIT 1",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *hex = (const char *)sqlite3_column_text(st, 0);
+        memset(h, 0, sizeof(*h));
+        if (hex != NULL && sodium_hex2bin(id, sizeof(id), hex, strlen(hex), NULL, &n, NULL) == 0 &&
+            n == sizeof(id) && sqlite3_column_bytes(st, 2) == AUDIT_HASH_SIZE &&
+            sqlite3_column_bytes(st, 4) == AUDIT_SIG_SIZE) {
+            memcpy(h->vault_id, id, AUDIT_ID_SIZE);
+            h->seq = sqlite3_column_int64(st, 1);
+            memcpy(h->hash, sqlite3_column_blob(st, 2), AUDIT_HASH_SIZE);
+            h->time_ns = sqlite3_column_int64(st, 3);
+            memcpy(h->sig, sqlite3_column_blob(st, 4), AUDIT_SIG_SIZE);
+            memcpy(h->pk, pk, AUDIT_PK_SIZE);
+            found = 1;
+        }
+        rc = SQLITE_DONE;
+    }
+    if (rc != SQLITE_DONE)
+        snprintf(err, errlen, "cannot read the audit log: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc != SQLITE_DONE ? -1 : found;
+}
+
+struct walk {
+    const unsigned char *vault_id;
+    struct heads hs;
+    size_t hi;                         /* next head to match */
+    const struct audit_head *anchor;
+    int anchor_seen;
+    unsigned char prev[AUDIT_HASH_SIZE];
+    int64_t expect;
+    int64_t tail_first_time, last_time;
+    int tail_has_unmount;
+    struct audit_verify_result *res;
+};
+
+static int bad(struct walk *w, int64_t seq, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad(struct walk *w, int64_t seq, const char *fmt, ...)
+{
+    va_list ap;
+
+    w->res->bad_seq = seq;
+    va_start(ap, fmt);
+    vsnprintf(w->res->why, sizeof(w->res->why), fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* Check one record against the chain and the heads that name it. */
+static int check_record(struct walk *w, const struct audit_record *r)
+{
+    unsigned char h[AUDIT_HASH_SIZE];
+
+    if (r->seq != w->expect)
+        return r->seq > w->expect
+                   ? bad(w, w->expect, "record %" PRId64 " is missing (the sequence jumps from %"
+                                       PRId64 " to %" PRId64 ")", w->expect, w->expect - 1, r->seq)
+                   : bad(w, r->seq, "record %" PRId64 " is out of order", r->seq);
+    audit_record_hash(w->prev, r, h);
+    if (memcmp(h, r->hash, AUDIT_HASH_SIZE) != 0)
+        return bad(w, r->seq, "record %" PRId64 " does not match its hash: it was edited, or a "
+                              "record before it was inserted, removed or moved", r->seq);
+    for (; w->hi < w->hs.n && w->hs.v[w->hi].seq == r->seq; w->hi++) {
+        if (memcmp(w->hs.v[w->hi].hash, h, AUDIT_HASH_SIZE) != 0)
+            return bad(w, r->seq, "the signed head at record %" PRId64 " does not match the "
+                                  "record: the log was rewritten", r->seq);
+        if (!audit_head_check_sig(&w->hs.v[w->hi]))
+            return bad(w, r->seq, "the signature of the head at record %" PRId64 " is invalid",
+                       r->seq);
+        w->res->heads++;
+        w->tail_first_time = 0;
+        w->tail_has_unmount = 0;
+    }
+    if (w->hi < w->hs.n && w->hs.v[w->hi].seq < r->seq)
+        return bad(w, w->hs.v[w->hi].seq, "a signed head names record %" PRId64 ", which is "
+                                          "missing", w->hs.v[w->hi].seq);
+    if (w->anchor != NULL && w->anchor->seq == r->seq) {
+        if (memcmp(w->anchor->hash, h, AUDIT_HASH_SIZE) != 0)
+            return bad(w, r->seq, "record %" PRId64 " differs from the head kept elsewhere: the "
+                                  "log was replaced or rewritten", r->seq);
+        w->anchor_seen = 1;
+    }
+    memcpy(w->prev, h, AUDIT_HASH_SIZE);
+    w->expect++;
+    return 0;
+}
+
+/* Track the records no head signs (yet). */
+static void track_tail(struct walk *w, const struct audit_record *r)
+{
+    int signed_now = w->hi > 0 && w->hs.v[w->hi - 1].seq == r->seq;
+
+    if (signed_now)
+        return;
+    if (w->tail_first_time == 0)
+        w->tail_first_time = r->time_ns;
+    w->last_time = r->time_ns;
+    if (strcmp(r->op, "unmount") == 0)
+        w->tail_has_unmount = 1;
+}
+
+/* After the last record: heads or the anchor beyond it, and the unsigned tail. */
+static int check_end(struct walk *w)
+{
+    int64_t last = w->expect - 1, signed_upto = w->hs.n ? w->hs.v[w->hs.n - 1].seq : 0;
+
+    if (w->hi < w->hs.n)
+        return bad(w, w->hs.v[w->hi].seq, "the log ends at record %" PRId64 " but a signed head "
+                                          "names record %" PRId64 ": records were cut off", last,
+                   w->hs.v[w->hi].seq);
+    if (w->anchor != NULL && !w->anchor_seen)
+        return bad(w, w->anchor->seq, "the log ends at record %" PRId64 " but the head kept "
+                                      "elsewhere names record %" PRId64 ": the log was cut off "
+                                      "or replaced by an older copy", last, w->anchor->seq);
+    if (w->hs.n == 0 && last > 0)
+        return bad(w, 1, "the log holds %" PRId64 " records but no signed head (the writer signs "
+                         "its first commit): the heads were removed", last);
+    w->res->unsigned_tail = last - signed_upto;
+    if (w->res->unsigned_tail > 0 &&
+        (w->res->unsigned_tail >= AUDIT_HEAD_EVERY || w->tail_has_unmount ||
+         w->last_time - w->tail_first_time > AUDIT_HEAD_SECONDS * 1000000000LL + TAIL_SLACK_NS))
+        return bad(w, signed_upto + 1, "records %" PRId64 " to %" PRId64 " are not covered by a "
+                                       "signed head, more than a running or stopped daemon "
+                                       "leaves: the end of the log was rewritten",
+                   signed_upto + 1, last);
+    return 0;
+}
+
+static int64_t count_records(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM records", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static int check_vault(sqlite3 *db, const unsigned char *vault_id, struct walk *w)
+{
+    char id[2 * AUDIT_ID_SIZE + 1];
+    sqlite3_stmt *st = NULL;
+    int ok = 0;
+
+    sodium_bin2hex(id, sizeof(id), vault_id, AUDIT_ID_SIZE);
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='vault_id'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
+        strcmp((const char *)sqlite3_column_text(st, 0), id) == 0)
+        ok = 1;
+    sqlite3_finalize(st);
+    return ok ? 0 : bad(w, 0, "the audit log does not belong to this vault");
+}
+
+static int walk_records(sqlite3 *db, struct walk *w, int64_t total, audit_progress_fn progress,
+                        void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    struct audit_record r;
+    int rc = sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS " FROM records ORDER BY seq", -1,
+                                &st, NULL), verdict = 0;
+
+    while (rc == SQLITE_OK && verdict == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        audit_row_to_record(st, &r);
+        if (r.op == NULL || r.result == NULL) {
+            verdict = bad(w, r.seq, "record %" PRId64 " lacks its operation or result", r.seq);
+            break;
+        }
+        verdict = check_record(w, &r);
+        track_tail(w, &r);
+        w->res->records++;
+        if (progress != NULL && (w->res->records & 0xffff) == 0)
+            progress(w->res->records, total, arg);
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_DONE && verdict == 0) {
+        snprintf(w->res->why, sizeof(w->res->why), "cannot read the audit log: %s",
+                 sqlite3_errmsg(db));
+        verdict = -1;
+    }
+    sqlite3_finalize(st);
+    if (progress != NULL)
+        progress(w->res->records, total, arg);
+    return verdict;
+}
+
+int audit_verify(const char *db_path, const unsigned char vault_id[AUDIT_ID_SIZE],
+                 const unsigned char pk[AUDIT_PK_SIZE], const struct audit_head *anchor,
+                 audit_progress_fn progress, void *arg, struct audit_verify_result *res)
+{
+    struct walk w = {.vault_id = vault_id, .anchor = anchor, .expect = 1, .res = res};
+    sqlite3 *db;
+    int verdict;
+
+    memset(res, 0, sizeof(*res));
+    db = open_ro(db_path, res->why, sizeof(res->why));
+    if (db == NULL)
+        return -1;
+    audit_genesis(vault_id, w.prev);
+    if (anchor != NULL && (memcmp(anchor->vault_id, vault_id, AUDIT_ID_SIZE) != 0 ||
+                           memcmp(anchor->pk, pk, AUDIT_PK_SIZE) != 0 ||
+                           !audit_head_check_sig(anchor)))
+        verdict = bad(&w, 0, "the head kept elsewhere is not a valid signed head of this vault");
+    else if ((verdict = check_vault(db, vault_id, &w)) == 0) {
+        if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+            load_heads(db, vault_id, pk, &w.hs) != 0) {
+            snprintf(res->why, sizeof(res->why), "cannot read the audit log: %s",
+                     sqlite3_errmsg(db));
+            verdict = -1;
+        } else {
+            verdict = walk_records(db, &w, count_records(db), progress, arg);
+            if (verdict == 0)
+                verdict = check_end(&w);
+        }
+    }
+    if (verdict == 0)
+        snprintf(res->why, sizeof(res->why), "%" PRId64 " records, %" PRId64 " signed heads: "
+                                             "the chain holds", res->records, res->heads);
+    free(w.hs.v);
+    sqlite3_close(db);
+    return verdict;
+}
