@@ -608,11 +608,36 @@ static int do_unlink(int dfd, const char *name, void *arg)
     return unlinkat(dfd, name, *(int *)arg) == 0 ? 0 : neg_errno();
 }
 
+/*
+ * Unlinking a file that is still open: libfuse renames it to ".fuse_hiddenNNN" in the same
+ * directory and unlinks that name at the last close, so that the open handles keep a path
+ * (fstat, fchmod of an unlinked file work).  Such names are not listed, and the rename is what
+ * the caller did: an unlink.
+ */
+#define HIDDEN_PREFIX ".fuse_hidden"
+
+static int is_hidden_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+
+    base = base != NULL ? base + 1 : path;
+    return strncmp(base, HIDDEN_PREFIX, sizeof(HIDDEN_PREFIX) - 1) == 0;
+}
+
 static int op_unlink(const char *path)
 {
-    int flags = 0;
+    const char *name;
+    int flags = 0, rc, dfd;
 
-    return at_parent("unlink", path, NULL, NULL, do_unlink, &flags);
+    if (!is_hidden_name(path))
+        return at_parent("unlink", path, NULL, NULL, do_unlink, &flags);
+    /* the last close of a file unlinked while open: recorded at its unlink */
+    dfd = backing_parent(root_fd(), path, &name);
+    if (dfd < 0)
+        return dfd;
+    rc = do_unlink(dfd, name, &flags);
+    backing_put(root_fd(), dfd);
+    return rc;
 }
 
 static int op_rmdir(const char *path)
@@ -686,7 +711,15 @@ static int do_rename(int d1, const char *n1, int d2, const char *n2, unsigned fl
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
-    return at_two_parents("rename", from, to, flags, do_rename);
+    struct caller c;
+    int rc;
+
+    if (!is_hidden_name(to) || flags != 0)
+        return at_two_parents("rename", from, to, flags, do_rename);
+    if ((rc = begin(&c)) != 0)
+        return rc;
+    rc = two_parents(from, to, 0, do_rename);
+    return trail_record(&c, "unlink", from, NULL, NULL, rc, "still open: removed at last close");
 }
 
 static int do_link(int d1, const char *n1, int d2, const char *n2, unsigned flags)
@@ -756,7 +789,8 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
             if (d->entry == NULL)
                 return errno != 0 ? -errno : 0;
         }
-        if (!(d->is_root && backing_is_hidden(d->entry->d_name))) {
+        if (!(d->is_root && backing_is_hidden(d->entry->d_name)) &&
+            !is_hidden_name(d->entry->d_name)) {
             memset(&st, 0, sizeof(st));
             st.st_ino = d->entry->d_ino;
             st.st_mode = (mode_t)(d->entry->d_type << 12);
@@ -946,8 +980,8 @@ static int op_removexattr(const char *path, const char *name)
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     cfg->use_ino = 1;          /* st_ino of the backing files: hard links show as such */
-    cfg->nullpath_ok = 1;      /* operations on open-but-unlinked files come by handle */
-    cfg->hard_remove = 1;      /* unlink really unlinks; open handles keep the inode */
+    cfg->nullpath_ok = 1;      /* operations on open files come by handle */
+    cfg->hard_remove = 0;      /* an open file unlinked keeps a hidden name until closed */
     conn->max_write = 1u << 20;
     return fuse_get_context()->private_data;
 }
