@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #define RETRY_MS 200
@@ -229,6 +230,7 @@ static int write_gap(struct audit_log *log, int64_t since, uint64_t refused, con
         .uid = (int64_t)getuid(), .gid = (int64_t)getgid(), .pid = (int64_t)getpid(),
         .ppid = AUDIT_NONE, .pstart = AUDIT_NONE, .bytes = AUDIT_NONE,
         .op = "audit-gap", .result = "ok", .process = "custodyfs", .detail = detail,
+        .time_ns = audit_now_ns(),
     };
 
     snprintf(detail, sizeof(detail),
@@ -238,12 +240,14 @@ static int write_gap(struct audit_log *log, int64_t since, uint64_t refused, con
     return write_one(log, &r);
 }
 
+static int head_due(struct audit_log *log);
+
 /*
  * One transaction: the outage record if recovering, the batch, a head when due.  Returns an
  * SQLite code; on failure the chain state is as before.
  */
 static int commit_batch(struct audit_log *log, struct qrec *batch, int recovering, int64_t since,
-                        uint64_t refused, const char *reason, int head_due)
+                        uint64_t refused, const char *reason, int force_head)
 {
     int64_t seq0 = log->next_seq, head0 = log->last_head_seq;
     unsigned char prev0[AUDIT_HASH_SIZE];
@@ -255,7 +259,7 @@ static int commit_batch(struct audit_log *log, struct qrec *batch, int recoverin
         rc = write_gap(log, since, refused, reason);
     for (struct qrec *q = batch; q != NULL && rc == SQLITE_OK; q = q->next)
         rc = write_one(log, &q->rec);
-    if (rc == SQLITE_OK && head_due)
+    if (rc == SQLITE_OK && (force_head || head_due(log)))
         rc = insert_head(log);
     if (rc == SQLITE_OK)
         rc = step_reset(log->commit);
@@ -268,17 +272,19 @@ static int commit_batch(struct audit_log *log, struct qrec *batch, int recoverin
     return rc;
 }
 
-static void sync_wal(struct audit_log *log)
+/* Make what is committed durable: the WAL holds it.  Returns 0 or -1. */
+static int sync_wal(struct audit_log *log)
 {
     char path[4096];
-    int fd;
+    int fd, rc;
 
     snprintf(path, sizeof(path), "%s-wal", log->db_path);
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fdatasync(fd);
-        close(fd);
-    }
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1; /* no WAL: everything is in the database file */
+    rc = fdatasync(fd);
+    close(fd);
+    return rc == 0 ? 0 : -1;
 }
 
 /* ---- the writer thread ---- */
@@ -334,6 +340,8 @@ static void mark_unhealthy(struct audit_log *log, int rc)
     snprintf(log->fail_reason, sizeof(log->fail_reason), "%s", sqlite3_errstr(rc));
     fprintf(stderr, "custodyfs: audit log: cannot commit (%s): refusing operations until it "
                     "can\n", log->fail_reason);
+    syslog(LOG_ERR, "audit log: cannot commit (%s): refusing operations until it can",
+           log->fail_reason);
 }
 
 /* One round of the writer; called and returning with mu held. */
@@ -350,12 +358,18 @@ static void writer_round(struct audit_log *log)
     log->qtail = &log->qhead;
     pthread_mutex_unlock(&log->mu);
     rc = commit_batch(log, batch, recovering, since, refused, reason, due);
-    if (rc == SQLITE_OK && due)
+    if (rc == SQLITE_OK && log->last_head_seq == log->next_seq - 1)
         log->last_head_mono = mono_ns();
-    if (rc == SQLITE_OK && want_sync > log->synced)
-        sync_wal(log);
+    if (rc == SQLITE_OK && want_sync > log->synced && sync_wal(log) != 0)
+        rc = SQLITE_IOERR_FSYNC;
     pthread_mutex_lock(&log->mu);
-    if (rc == SQLITE_OK) {
+    if (rc == SQLITE_IOERR_FSYNC) {
+        /* committed, not durable: the records stay committed; the sync waiters fail */
+        qlist_free(batch);
+        log->committed = last;
+        log->failed = last;
+        mark_unhealthy(log, rc);
+    } else if (rc == SQLITE_OK) {
         qlist_free(batch);
         log->committed = last;
         if (want_sync > log->synced)
@@ -546,20 +560,20 @@ static int recover_tail(struct audit_log *log, char *err, size_t errlen)
     unsigned char h[AUDIT_HASH_SIZE];
     sqlite3_stmt *st = NULL;
     int64_t head_seq, expect;
-    int rc;
+    int rc, tail_unmount = 0;
 
     err[0] = '\0';
     if (load_last_head(log, &head_seq, head_hash, err, errlen) != 0)
         return -1;
     log->last_head_seq = head_seq;
     audit_genesis(log->vault_id, log->prev);
-    expect = head_seq > 0 ? head_seq - 1 : 1;
+    expect = head_seq >= 2 ? head_seq - 1 : 1; /* from the record before the head, or the start */
     rc = sqlite3_prepare_v2(log->db, "SELECT " AUDIT_COLUMNS " FROM records WHERE seq >= ? "
                                      "ORDER BY seq", -1, &st, NULL);
     sqlite3_bind_int64(st, 1, expect);
     while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
         audit_row_to_record(st, &r);
-        if (r.seq == expect && expect == head_seq - 1 && expect >= 1) {
+        if (r.seq == expect && head_seq >= 2 && expect == head_seq - 1) {
             memcpy(log->prev, r.hash, AUDIT_HASH_SIZE); /* vouched for by the head's hash */
         } else {
             audit_record_hash(log->prev, &r, h);
@@ -572,10 +586,20 @@ static int recover_tail(struct audit_log *log, char *err, size_t errlen)
                 break;
             }
             memcpy(log->prev, h, AUDIT_HASH_SIZE);
+            if (r.seq > head_seq && strcmp(r.op != NULL ? r.op : "", "unmount") == 0)
+                tail_unmount = 1;
         }
         expect++;
     }
     sqlite3_finalize(st);
+    if (rc == SQLITE_OK && log->sk != NULL && expect - 1 > head_seq &&
+        (head_seq == 0 || expect - 1 - head_seq >= AUDIT_HEAD_EVERY || tail_unmount)) {
+        snprintf(err, errlen, "records %" PRId64 " to %" PRId64 " of the audit log are not "
+                              "covered by a signed head, more than a stopped daemon leaves: run "
+                              "'custodyctl verify' and keep the log as evidence",
+                 head_seq + 1, expect - 1);
+        rc = SQLITE_CORRUPT;
+    }
     if (rc == SQLITE_OK && expect <= head_seq) {
         snprintf(err, errlen, "the audit log ends before its last signed head (record %" PRId64
                               "): run 'custodyctl verify'", head_seq);
@@ -618,7 +642,16 @@ static void log_free(struct audit_log *log)
 
 static int open_db(struct audit_log *log, char *err, size_t errlen)
 {
-    int rc = sqlite3_open_v2(log->db_path, &log->db,
+    int rc, fd = open(log->db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    /* the log and its WAL are for root alone: SQLite gives the WAL the database's mode */
+    if (fd < 0 && errno != EROFS && errno != EACCES) {
+        snprintf(err, errlen, "cannot open the audit log %s: %s", log->db_path, strerror(errno));
+        return -1;
+    }
+    if (fd >= 0)
+        close(fd);
+    rc = sqlite3_open_v2(log->db_path, &log->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                              NULL);
 

@@ -10,6 +10,7 @@
  *   slot passphrase argon2id13 <opslimit> <memlimit> <salt: 32 hex> <wrapped: 144 hex>
  *   slot keyfile blake2b 0 0 <salt: 32 hex> <wrapped: 144 hex>
  *   signing-key <Ed25519 public key: 64 hex> <wrapped secret key: 208 hex>
+ *   admin-group <gid>                  (optional: the role that administers every file)
  *   checksum <BLAKE2b-256 of every byte before this line: 64 hex>
  *
  * Slot wrapping: XChaCha20-Poly1305, key = KDF(secret, salt), nonce = first 24 bytes of
@@ -175,7 +176,7 @@ static int parse_slot(char **f, int n, struct vault_config *cfg, char *err, size
 
 /* Which of the single-valued lines have been seen. */
 enum { SEEN_MAGIC = 1, SEEN_ID = 2, SEEN_CIPHER = 4, SEEN_BS = 8, SEEN_EPOCH = 16,
-       SEEN_SIGNING = 32, SEEN_ALL = 63 };
+       SEEN_SIGNING = 32, SEEN_ALL = 63, SEEN_ADMIN = 64 };
 
 static int parse_signing(char **f, int n, struct vault_config *cfg, unsigned *seen, char *err,
                          size_t errlen)
@@ -244,6 +245,13 @@ static int parse_line(char *line, struct vault_config *cfg, unsigned *seen, char
             return -1;
         }
         cfg->block_size = (unsigned)v;
+    } else if (strcmp(f[0], "admin-group") == 0) {
+        bit = SEEN_ADMIN;
+        if (uint_field(f[1], UINT32_MAX - 1, &v) != 0) {
+            set_err(err, errlen, "malformed admin-group");
+            return -1;
+        }
+        cfg->admin_gid = (int64_t)v;
     } else if (strcmp(f[0], "key-epoch") == 0) {
         bit = SEEN_EPOCH;
         if (uint_field(f[1], UINT32_MAX, &v) != 0) {
@@ -301,6 +309,7 @@ int vaultcfg_parse(const char *text, size_t len, struct vault_config *cfg, char 
     unsigned seen = 0;
 
     memset(cfg, 0, sizeof(*cfg));
+    cfg->admin_gid = -1;
     set_err(err, errlen, "no error");
     if (len > VAULTCFG_MAX_TEXT) {
         set_err(err, errlen, "configuration larger than %d bytes", VAULTCFG_MAX_TEXT);
@@ -328,7 +337,7 @@ int vaultcfg_parse(const char *text, size_t len, struct vault_config *cfg, char 
         if (parse_line(line, cfg, &seen, err, errlen) != 0)
             return -VAULTCFG_ECORRUPT;
     }
-    if (seen != SEEN_ALL) {
+    if ((seen & SEEN_ALL) != SEEN_ALL) {
         set_err(err, errlen, "a required setting is missing");
         return -VAULTCFG_ECORRUPT;
     }
@@ -385,6 +394,8 @@ int vaultcfg_format(const struct vault_config *cfg, char *buf, size_t buflen)
     sodium_bin2hex(swrapped, sizeof(swrapped), cfg->sign_wrapped, sizeof(cfg->sign_wrapped));
     if (!bad)
         bad = appendf(buf, buflen, &pos, "signing-key %s %s\n", spk, swrapped);
+    if (!bad && cfg->admin_gid >= 0)
+        bad = appendf(buf, buflen, &pos, "admin-group %lld\n", (long long)cfg->admin_gid);
     if (bad)
         return -VAULTCFG_ERANGE;
     crypto_generichash(sum, sizeof(sum), (const unsigned char *)buf, pos, NULL, 0);
@@ -495,6 +506,7 @@ int vaultcfg_signing_key(const struct vault_config *cfg, const struct master_key
 int vaultcfg_create(struct vault_config *cfg, unsigned cipher, struct master_key **mk)
 {
     memset(cfg, 0, sizeof(*cfg));
+    cfg->admin_gid = -1;
     cfg->format = VAULTCFG_FORMAT;
     cfg->cipher = cipher;
     cfg->block_size = CONTENT_BLOCK_SIZE;

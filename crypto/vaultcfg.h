@@ -56,6 +56,8 @@ struct vault_config {
      * key (XChaCha20-Poly1305, associated data: domain, vault ID, public key). */
     unsigned char sign_pk[VAULTCFG_SIGN_PK_SIZE];
     unsigned char sign_wrapped[VAULTCFG_SIGN_WRAPPED_SIZE];
+    /* The admin role: members may change ACLs, owners and modes of any file.  -1: root only. */
+    int64_t admin_gid;
 };
 
 /* Argon2id costs for a new passphrase slot (libsodium's "moderate": 3 passes, 256 MiB). */

@@ -4,6 +4,7 @@
  * the mount exists, with one line on standard error and exit status 1.
  */
 #include "audit/audit.h"
+#include "fs/access.h"
 #include "fs/fslog.h"
 #include "fs/identity.h"
 #include "fs/trail.h"
@@ -69,8 +70,8 @@ static void usage(FILE *out)
             "  -f                       stay in the foreground\n"
             "  -d                       debug: foreground, print every FUSE request\n"
             "  -s                       serve requests in one thread\n"
-            "  -o OPTIONS               FUSE mount options (allow_other and default_permissions\n"
-            "                           are always on)\n"
+            "  -o OPTIONS               FUSE mount options (allow_other is always on; custodyfs\n"
+            "                           checks permissions itself, with POSIX ACLs)\n"
             "  -h, --help               show this help\n"
             "  -V, --version            show the version\n"
             "\n"
@@ -165,7 +166,7 @@ static int add_mount_options(struct fuse_args *args, const char *backing)
 
     if (fsname_option(backing, fsname, sizeof(fsname)) != 0)
         return -1;
-    if (fuse_opt_add_arg(args, "-oallow_other,default_permissions,subtype=custodyfs") != 0 ||
+    if (fuse_opt_add_arg(args, "-oallow_other,subtype=custodyfs") != 0 ||
         fuse_opt_add_arg(args, "-o") != 0 || fuse_opt_add_arg(args, fsname) != 0)
         return -1;
     return 0;
@@ -252,6 +253,7 @@ static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint
     if (fuse_opt_add_arg(args, mountpoint) != 0 || fuse_parse_cmdline(args, &cl) != 0)
         return fail("%s%s: see custodyfs --help", "invalid FUSE options", "");
     node_table_init(&nc);
+    access_set_admin_group(v->cfg.admin_gid >= 0 ? (gid_t)v->cfg.admin_gid : (gid_t)-1);
     fuse = fuse_new(args, &custody_ops, sizeof(custody_ops), &st);
     if (fuse == NULL)
         goto out_opts; /* libfuse said why */

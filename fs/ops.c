@@ -1,5 +1,6 @@
 #include "ops.h"
 
+#include "fs/access.h"
 #include "fs/backing.h"
 #include "fs/contentio.h"
 #include "fs/fslog.h"
@@ -18,6 +19,9 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#include <acl/libacl.h>
+#include <sys/acl.h>
 
 /* An open regular file. */
 struct handle {
@@ -65,11 +69,107 @@ static void caller(struct caller *c)
     caller_identify(ctx->uid, ctx->gid, ctx->pid, c);
 }
 
+/*
+ * The credentials of the request this thread serves: every request runs start to end on one
+ * thread, so they are loaded once at its start (load_cred()) and used by the checks below.
+ */
+static _Thread_local struct cred req_cred;
+
+static void load_cred(void)
+{
+    const struct fuse_context *ctx = fuse_get_context();
+
+    cred_load(&req_cred, ctx->uid, ctx->gid, ctx->pid);
+}
+
 /* Start an audited operation: identify the caller; -EIO when the log cannot take records. */
 static int begin(struct caller *c)
 {
     caller(c);
+    load_cred();
     return trail_ready();
+}
+
+/* The parent directory of path, with search permission checked on the way. */
+static int parent_of(const char *path, const char **name)
+{
+    return access_parent(&req_cred, root_fd(), path, name);
+}
+
+/* May the caller do `want` to the directory open as dfd? */
+static int check_dir(int dfd, int want)
+{
+    struct stat st;
+
+    if (req_cred.uid == 0)
+        return 0;
+    if (fstat(dfd, &st) != 0)
+        return -errno;
+    return access_check(&req_cred, dfd, &st, want, NULL, 0);
+}
+
+/* Stat the entry `name` in dfd (not following links).  OUT: st. */
+static int stat_entry(int dfd, const char *name, struct stat *st)
+{
+    return fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+/* May the caller do `want` to the entry `name` of dfd? */
+static int check_entry(int dfd, const char *name, int want)
+{
+    struct stat st;
+    int fd, rc;
+
+    if (req_cred.uid == 0 && !(want & ACCESS_X))
+        return 0;
+    fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = fstat(fd, &st) != 0 ? -errno : access_check(&req_cred, fd, &st, want, NULL, 0);
+    close(fd);
+    return rc;
+}
+
+/* May the caller do `want` to the object open as fd? */
+static int check_fd(int fd, int want)
+{
+    struct stat st;
+
+    if (req_cred.uid == 0 && !(want & ACCESS_X))
+        return 0;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    return access_check(&req_cred, fd, &st, want, NULL, 0);
+}
+
+/* Open path (never through a link) once search permission on the way is checked. */
+static int open_checked(const char *path, int flags)
+{
+    const char *name;
+    int fd, dfd;
+
+    if (req_cred.uid == 0)
+        return backing_open(root_fd(), path, flags, 0);
+    dfd = parent_of(path, &name);
+    if (dfd < 0)
+        return dfd;
+    fd = openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        fd = -errno;
+    backing_put(root_fd(), dfd);
+    return fd;
+}
+
+/* Access bits an open with these flags asks for. */
+static int open_want(int flags)
+{
+    int acc = flags & O_ACCMODE, want = 0;
+
+    if (acc == O_RDONLY || acc == O_RDWR)
+        want |= ACCESS_R;
+    if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
+        want |= ACCESS_W;
+    return want;
 }
 
 static const unsigned char *node_file_id(struct node *n)
@@ -124,7 +224,8 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
         fix_size(st, fh(fi)->node);
         return 0;
     }
-    dfd = backing_parent(root_fd(), path, &name);
+    load_cred();
+    dfd = parent_of(path, &name);
     if (dfd < 0)
         return dfd;
     if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -139,7 +240,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 static int open_path_nofollow(const char *path)
 {
     const char *name;
-    int fd, dfd = backing_parent(root_fd(), path, &name);
+    int fd, dfd = parent_of(path, &name);
 
     if (dfd < 0)
         return dfd;
@@ -161,18 +262,21 @@ static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
     struct stat st;
     int fd, rc = 0;
 
-    if (fi != NULL)
-        return fchmod(fh(fi)->fd, mode) == 0 ? 0 : neg_errno();
-    fd = open_path_nofollow(path);
+    fd = fi != NULL ? dup(fh(fi)->fd) : open_path_nofollow(path);
     if (fd < 0)
-        return fd;
+        return fi != NULL ? neg_errno() : fd;
     proc_path(fd, proc, sizeof(proc));
     if (fstat(fd, &st) != 0)
         rc = neg_errno();
     else if (S_ISLNK(st.st_mode))
         rc = -EOPNOTSUPP; /* a link's mode means nothing; chmod follows links */
-    else if (chmod(proc, mode) != 0)
-        rc = neg_errno();
+    else if ((rc = access_owner_or_admin(&req_cred, &st)) == 0) {
+        /* as on Linux: set-group-ID only for members of the file's group */
+        if (!req_cred.admin && !S_ISDIR(st.st_mode) && !cred_in_group(&req_cred, st.st_gid))
+            mode &= ~(mode_t)S_ISGID;
+        if (chmod(proc, mode) != 0)
+            rc = neg_errno();
+    }
     close(fd);
     return rc;
 }
@@ -191,17 +295,42 @@ static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
                         detail);
 }
 
+/* POSIX: only an admin gives a file away; its owner may change its group to one of its own. */
+static int may_chown(const struct stat *st, uid_t uid, gid_t gid)
+{
+    if (req_cred.admin)
+        return 0;
+    if (uid != (uid_t)-1 && uid != st->st_uid)
+        return -EPERM;
+    if (gid != (gid_t)-1 && gid != st->st_gid &&
+        (req_cred.uid != st->st_uid || !cred_in_group(&req_cred, gid)))
+        return -EPERM;
+    if ((uid != (uid_t)-1 || gid != (gid_t)-1) && req_cred.uid != st->st_uid &&
+        !(uid == st->st_uid && gid == (gid_t)-1) && !(gid == st->st_gid && uid == (uid_t)-1))
+        return -EPERM;
+    return 0;
+}
+
 static int do_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
     const char *name;
+    struct stat st;
     int dfd, rc = 0;
 
-    if (fi != NULL)
+    if (fi != NULL) {
+        if (fstat(fh(fi)->fd, &st) != 0)
+            return neg_errno();
+        if ((rc = may_chown(&st, uid, gid)) != 0)
+            return rc;
         return fchown(fh(fi)->fd, uid, gid) == 0 ? 0 : neg_errno();
-    dfd = backing_parent(root_fd(), path, &name);
+    }
+    dfd = parent_of(path, &name);
     if (dfd < 0)
         return dfd;
-    if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+    rc = stat_entry(dfd, name, &st);
+    if (rc == 0)
+        rc = may_chown(&st, uid, gid);
+    if (rc == 0 && fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
         rc = neg_errno();
     backing_put(root_fd(), dfd);
     return rc;
@@ -222,17 +351,37 @@ static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
                         detail);
 }
 
+/* Setting both times to now takes write access; any other time takes ownership. */
+static int may_utimens(struct fuse_file_info *fi, int dfd, const char *name,
+                       const struct timespec tv[2])
+{
+    struct stat st;
+    int rc, now = tv == NULL || (tv[0].tv_nsec == UTIME_NOW && tv[1].tv_nsec == UTIME_NOW);
+
+    if (req_cred.admin)
+        return 0;
+    rc = fi != NULL ? (fstat(fh(fi)->fd, &st) == 0 ? 0 : -errno) : stat_entry(dfd, name, &st);
+    if (rc != 0 || req_cred.uid == st.st_uid)
+        return rc;
+    if (!now)
+        return -EPERM;
+    if (fi != NULL)
+        return access_check(&req_cred, fh(fi)->fd, &st, ACCESS_W, NULL, 0);
+    return check_entry(dfd, name, ACCESS_W);
+}
+
 static int do_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
 {
     const char *name;
     int dfd, rc = 0;
 
-    if (fi != NULL)
-        return futimens(fh(fi)->fd, tv) == 0 ? 0 : neg_errno();
-    dfd = backing_parent(root_fd(), path, &name);
+    dfd = parent_of(path != NULL ? path : "/", &name);
     if (dfd < 0)
         return dfd;
-    if (utimensat(dfd, name, tv, AT_SYMLINK_NOFOLLOW) != 0)
+    rc = may_utimens(fi, dfd, name, tv);
+    if (rc == 0 && fi != NULL && futimens(fh(fi)->fd, tv) != 0)
+        rc = neg_errno();
+    else if (rc == 0 && fi == NULL && utimensat(dfd, name, tv, AT_SYMLINK_NOFOLLOW) != 0)
         rc = neg_errno();
     backing_put(root_fd(), dfd);
     return rc;
@@ -266,9 +415,9 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     } else if (fi != NULL) {
         n = fh(fi)->node;
         rc = contentio_truncate(n, fh(fi)->fd, (uint64_t)size, &bad);
-    } else if ((fd = backing_open(root_fd(), path, O_RDWR | O_NOFOLLOW | O_NONBLOCK, 0)) < 0) {
+    } else if ((fd = open_checked(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK)) < 0) {
         rc = fd;
-    } else if ((rc = node_get(fd, 1, &n)) == 0) {
+    } else if ((rc = check_fd(fd, ACCESS_W)) == 0 && (rc = node_get(fd, 1, &n)) == 0) {
         rc = contentio_truncate(n, fd, (uint64_t)size, &bad);
     }
     if (rc == -EIO)
@@ -361,7 +510,11 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 
     if (rc != 0)
         return rc;
-    fd = backing_open(root_fd(), path, backing_flags(fi->flags), 0);
+    fd = open_checked(path, backing_flags(fi->flags));
+    if (fd >= 0 && (rc = check_fd(fd, open_want(fi->flags))) != 0) {
+        close(fd);
+        fd = rc;
+    }
     if (fd < 0) {
         char detail[64];
         open_detail(fi->flags, detail, sizeof(detail));
@@ -382,32 +535,54 @@ static void new_owner(int dfd, uid_t *uid, gid_t *gid)
         *gid = dst.st_gid; /* BSD group semantics of a set-group-ID directory */
 }
 
+/* Open an existing entry for an O_CREAT open; `denied` is the answer when it does not exist. */
+static int open_existing(int dfd, const char *name, int flags, int denied)
+{
+    int rc, fd = openat(dfd, name, backing_flags((flags & ~O_ACCMODE) | O_RDWR));
+
+    if (fd < 0)
+        return errno == ENOENT && denied != 0 ? denied : -errno;
+    if ((rc = check_fd(fd, open_want(flags))) != 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Create name in dfd for the caller (its owner, its group or the directory's). */
+static int create_file(int dfd, const char *name, mode_t mode, int flags)
+{
+    uid_t uid;
+    gid_t gid;
+    int fd, rc;
+
+    fd = openat(dfd, name, backing_flags(flags) | O_RDWR | O_CREAT | O_EXCL, mode & 07777);
+    if (fd < 0)
+        return errno == EEXIST && !(flags & O_EXCL) ? open_existing(dfd, name, flags, 0)
+                                                    : -errno;
+    new_owner(dfd, &uid, &gid);
+    if (fchown(fd, uid, gid) != 0) {
+        rc = -errno;
+        close(fd);
+        unlinkat(dfd, name, 0);
+        return rc;
+    }
+    return fd;
+}
+
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     const char *name;
     struct caller c;
-    uid_t uid;
-    gid_t gid;
-    int fd, dfd = begin(&c);
+    int fd, rc, dfd = begin(&c);
 
     if (dfd != 0)
         return dfd;
-    dfd = backing_parent(root_fd(), path, &name);
+    dfd = parent_of(path, &name);
     if (dfd < 0)
         return trail_record(&c, "create", path, NULL, NULL, dfd, NULL);
-    fd = openat(dfd, name, backing_flags(fi->flags) | O_RDWR | O_CREAT | O_EXCL, mode & 07777);
-    if (fd >= 0) {
-        new_owner(dfd, &uid, &gid);
-        if (fchown(fd, uid, gid) != 0) {
-            fd = neg_errno();
-            unlinkat(dfd, name, 0);
-        }
-    } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
-        fd = openat(dfd, name, backing_flags(fi->flags));
-        fd = fd < 0 ? neg_errno() : fd;
-    } else {
-        fd = neg_errno();
-    }
+    rc = check_dir(dfd, ACCESS_W | ACCESS_X);
+    fd = rc == 0 ? create_file(dfd, name, mode, fi->flags) : open_existing(dfd, name, fi->flags, rc);
     backing_put(root_fd(), dfd);
     if (fd < 0)
         return trail_record(&c, "create", path, NULL, NULL, fd, NULL);
@@ -512,11 +687,13 @@ static int at_parent(const char *op, const char *path, const char *path2, const 
 
     if (dfd != 0)
         return dfd;
-    dfd = backing_parent(root_fd(), path, &name);
+    dfd = parent_of(path, &name);
     if (dfd < 0) {
         rc = dfd;
     } else {
-        rc = fn(dfd, name, arg);
+        rc = check_dir(dfd, ACCESS_W | ACCESS_X);
+        if (rc == 0)
+            rc = fn(dfd, name, arg);
         backing_put(root_fd(), dfd);
     }
     return trail_record(&c, op, path, path2, NULL, rc, detail);
@@ -603,8 +780,29 @@ static int op_symlink(const char *target, const char *path)
     return at_parent("symlink", path, target, NULL, do_symlink, (void *)target);
 }
 
+/* The sticky-directory rule for removing or renaming `name` out of dfd. */
+static int check_sticky(int dfd, const char *name)
+{
+    struct stat dir, st;
+    int rc;
+
+    if (req_cred.admin)
+        return 0;
+    if (fstat(dfd, &dir) != 0)
+        return -errno;
+    if (!(dir.st_mode & S_ISVTX))
+        return 0;
+    if ((rc = stat_entry(dfd, name, &st)) != 0)
+        return rc;
+    return access_sticky(&req_cred, &dir, &st);
+}
+
 static int do_unlink(int dfd, const char *name, void *arg)
 {
+    int rc = check_sticky(dfd, name);
+
+    if (rc != 0)
+        return rc;
     return unlinkat(dfd, name, *(int *)arg) == 0 ? 0 : neg_errno();
 }
 
@@ -631,7 +829,7 @@ static int op_unlink(const char *path)
 
     if (!is_hidden_name(path))
         return at_parent("unlink", path, NULL, NULL, do_unlink, &flags);
-    /* the last close of a file unlinked while open: recorded at its unlink */
+    /* the last close of a file unlinked while open: recorded, and checked, at its unlink */
     dfd = backing_parent(root_fd(), path, &name);
     if (dfd < 0)
         return dfd;
@@ -655,7 +853,8 @@ static int op_readlink(const char *path, char *buf, size_t size)
 
     if (size == 0)
         return -EINVAL;
-    dfd = backing_parent(root_fd(), path, &name);
+    load_cred();
+    dfd = parent_of(path, &name);
     if (dfd < 0)
         return dfd;
     n = readlinkat(dfd, name, buf, size - 1);
@@ -668,21 +867,49 @@ static int op_readlink(const char *path, char *buf, size_t size)
     return 0;
 }
 
+/*
+ * Renaming takes write and search on both directories, the sticky rule for both names, and
+ * write access to a directory that moves to another parent (its ".." changes).
+ */
+static int may_rename(int d1, const char *n1, int d2, const char *n2)
+{
+    struct stat st, dst;
+    int rc = check_dir(d1, ACCESS_W | ACCESS_X);
+
+    if (rc == 0)
+        rc = check_sticky(d1, n1);
+    if (rc == 0 && fstatat(d2, n2, &dst, AT_SYMLINK_NOFOLLOW) == 0)
+        rc = check_sticky(d2, n2);
+    if (rc == 0 && req_cred.uid != 0 && stat_entry(d1, n1, &st) == 0 && S_ISDIR(st.st_mode)) {
+        struct stat a, b;
+        if (fstat(d1, &a) == 0 && fstat(d2, &b) == 0 && (a.st_ino != b.st_ino ||
+                                                         a.st_dev != b.st_dev))
+            rc = check_entry(d1, n1, ACCESS_W);
+    }
+    return rc;
+}
+
+static int do_rename(int d1, const char *n1, int d2, const char *n2, unsigned flags);
+
 static int two_parents(const char *from, const char *to, unsigned flags,
                        int (*fn)(int, const char *, int, const char *, unsigned))
 {
     const char *n1, *n2;
     int d1, d2, rc;
 
-    d1 = backing_parent(root_fd(), from, &n1);
+    d1 = parent_of(from, &n1);
     if (d1 < 0)
         return d1;
-    d2 = backing_parent(root_fd(), to, &n2);
+    d2 = parent_of(to, &n2);
     if (d2 < 0) {
         backing_put(root_fd(), d1);
         return d2;
     }
-    rc = fn(d1, n1, d2, n2, flags);
+    rc = check_dir(d2, ACCESS_W | ACCESS_X);
+    if (rc == 0 && fn == do_rename)
+        rc = may_rename(d1, n1, d2, n2);
+    if (rc == 0)
+        rc = fn(d1, n1, d2, n2, flags);
     backing_put(root_fd(), d1);
     backing_put(root_fd(), d2);
     return rc;
@@ -745,26 +972,44 @@ static struct dir_handle *dh(const struct fuse_file_info *fi)
     return (struct dir_handle *)(uintptr_t)fi->fh;
 }
 
-static int op_opendir(const char *path, struct fuse_file_info *fi)
+/* Open a directory for listing; returns 0 or a negative errno. */
+static int dir_open(const char *path, struct dir_handle *d)
 {
-    struct dir_handle *d = calloc(1, sizeof(*d));
-    int fd;
+    int rc, fd = open_checked(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK);
 
-    if (d == NULL)
-        return -ENOMEM;
-    fd = backing_open(root_fd(), path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-    if (fd < 0) {
-        free(d);
+    if (fd < 0)
         return fd;
+    if ((rc = check_fd(fd, ACCESS_R)) != 0) {
+        close(fd);
+        return rc;
     }
     d->dp = fdopendir(fd);
     if (d->dp == NULL) {
-        int e = errno;
+        rc = neg_errno();
         close(fd);
-        free(d);
-        return -e;
+        return rc;
     }
     d->is_root = path[strspn(path, "/")] == '\0';
+    return 0;
+}
+
+static int op_opendir(const char *path, struct fuse_file_info *fi)
+{
+    struct dir_handle *d;
+    struct caller c;
+    int rc = begin(&c);
+
+    if (rc != 0)
+        return rc;
+    d = calloc(1, sizeof(*d));
+    rc = d == NULL ? -ENOMEM : dir_open(path, d);
+    rc = trail_record(&c, "readdir", path, NULL, NULL, rc, NULL);
+    if (rc != 0) {
+        if (d != NULL && d->dp != NULL)
+            closedir(d->dp);
+        free(d);
+        return rc;
+    }
     fi->fh = (uint64_t)(uintptr_t)d;
     return 0;
 }
@@ -824,45 +1069,89 @@ static int op_statfs(const char *path, struct statvfs *sv)
     return fstatvfs(root_fd(), sv) == 0 ? 0 : neg_errno();
 }
 
-/* ---- extended attributes: the user.* namespace ---- */
+/* ---- extended attributes: user.* and POSIX ACLs ---- */
 
-static int is_user_xattr(const char *name)
+#define XATTR_ACL_ACCESS "system.posix_acl_access"
+#define XATTR_ACL_DEFAULT "system.posix_acl_default"
+
+enum xattr_kind { XATTR_OTHER, XATTR_USER, XATTR_ACL };
+
+static enum xattr_kind xattr_kind(const char *name)
 {
-    return strncmp(name, XATTR_USER_PREFIX, sizeof(XATTR_USER_PREFIX) - 1) == 0;
+    if (strncmp(name, XATTR_USER_PREFIX, sizeof(XATTR_USER_PREFIX) - 1) == 0)
+        return XATTR_USER;
+    if (strcmp(name, XATTR_ACL_ACCESS) == 0 || strcmp(name, XATTR_ACL_DEFAULT) == 0)
+        return XATTR_ACL;
+    return XATTR_OTHER;
 }
 
 /*
  * Open the final component without following it and hand back a /proc path that reaches that
- * very inode.  Links have no user attributes: -ENODATA for them.
+ * very inode.  Links have no attributes: -ENODATA for them.  OUT: st.
  */
-static int xattr_target(const char *path, char *proc, size_t len)
+static int xattr_target(const char *path, char *proc, size_t len, struct stat *st)
 {
-    struct stat st;
     int fd = open_path_nofollow(path);
 
     if (fd < 0)
         return fd;
-    if (fstat(fd, &st) != 0 || S_ISLNK(st.st_mode)) {
+    if (fstat(fd, st) != 0 || S_ISLNK(st->st_mode)) {
         close(fd);
-        return S_ISLNK(st.st_mode) ? -ENODATA : -EIO;
+        return S_ISLNK(st->st_mode) ? -ENODATA : -EIO;
     }
     proc_path(fd, proc, len);
     return fd;
 }
 
-static int do_setxattr(const char *path, const char *name, const char *value, size_t size,
-                       int flags)
+/* May the caller change attribute `name` of the object fd/st? */
+static int may_set_xattr(enum xattr_kind kind, int fd, const struct stat *st)
 {
-    char proc[64];
-    int fd, rc = 0;
+    if (kind == XATTR_ACL)
+        return access_owner_or_admin(&req_cred, st);
+    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+        return -EPERM;
+    return access_check(&req_cred, fd, st, ACCESS_W, NULL, 0);
+}
 
-    if (!is_user_xattr(name))
+/* The ACL of proc path as text ("-" when none), for the audit record. */
+static void acl_text(const char *proc, const char *name, char *buf, size_t len)
+{
+    acl_t acl = acl_get_file(proc, strcmp(name, XATTR_ACL_DEFAULT) == 0 ? ACL_TYPE_DEFAULT
+                                                                        : ACL_TYPE_ACCESS);
+    char *text = acl != NULL ? acl_to_any_text(acl, NULL, ',', TEXT_ABBREVIATE) : NULL;
+
+    snprintf(buf, len, "%s", text != NULL && text[0] != '\0' ? text : "-");
+    acl_free(text);
+    acl_free(acl);
+}
+
+/* Set (value != NULL) or remove attribute `name`; OUT: detail for the audit record. */
+static int change_xattr(const char *path, const char *name, const char *value, size_t size,
+                        int flags, char *detail, size_t dlen)
+{
+    enum xattr_kind kind = xattr_kind(name);
+    char proc[64], before[512] = "", after[512] = "";
+    struct stat st;
+    int fd, rc;
+
+    snprintf(detail, dlen, "name=%s", name);
+    if (kind == XATTR_OTHER)
         return -EOPNOTSUPP;
-    fd = xattr_target(path, proc, sizeof(proc));
+    fd = xattr_target(path, proc, sizeof(proc), &st);
     if (fd < 0)
         return fd == -ENODATA ? -EPERM : fd;
-    if (setxattr(proc, name, value, size, flags) != 0)
+    rc = may_set_xattr(kind, fd, &st);
+    if (rc == 0 && kind == XATTR_ACL)
+        acl_text(proc, name, before, sizeof(before));
+    if (rc == 0 && (value != NULL ? setxattr(proc, name, value, size, flags)
+                                  : removexattr(proc, name)) != 0)
         rc = neg_errno();
+    if (rc == 0 && kind == XATTR_ACL) {
+        acl_text(proc, name, after, sizeof(after));
+        snprintf(detail, dlen, "name=%s old=%s new=%s", name, before, after);
+    } else if (value != NULL) {
+        snprintf(detail, dlen, "name=%s size=%zu", name, size);
+    }
     close(fd);
     return rc;
 }
@@ -870,43 +1159,57 @@ static int do_setxattr(const char *path, const char *name, const char *value, si
 static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
                        int flags)
 {
-    char detail[300];
+    char detail[1200];
     struct caller c;
     int rc = begin(&c);
 
     if (rc != 0)
         return rc;
-    rc = do_setxattr(path, name, value, size, flags);
-    snprintf(detail, sizeof(detail), "name=%s size=%zu", name, size);
+    rc = change_xattr(path, name, value, size, flags, detail, sizeof(detail));
     return trail_record(&c, "setxattr", path, NULL, NULL, rc, detail);
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+    char detail[1200];
+    struct caller c;
+    int rc = begin(&c);
+
+    if (rc != 0)
+        return rc;
+    rc = change_xattr(path, name, NULL, 0, 0, detail, sizeof(detail));
+    return trail_record(&c, "removexattr", path, NULL, NULL, rc, detail);
 }
 
 static int op_getxattr(const char *path, const char *name, char *value, size_t size)
 {
+    enum xattr_kind kind = xattr_kind(name);
+    struct stat st;
     char proc[64];
     ssize_t n;
     int fd;
 
-    if (!is_user_xattr(name))
+    if (kind == XATTR_OTHER)
         return -ENODATA;
-    fd = xattr_target(path, proc, sizeof(proc));
+    load_cred();
+    fd = xattr_target(path, proc, sizeof(proc), &st);
     if (fd < 0)
         return fd;
-    n = getxattr(proc, name, value, size);
-    if (n < 0)
+    n = kind == XATTR_USER ? access_check(&req_cred, fd, &st, ACCESS_R, NULL, 0) : 0;
+    if (n == 0 && (n = getxattr(proc, name, value, size)) < 0)
         n = neg_errno();
     close(fd);
     return (int)n;
 }
 
-/* Keep only user.* names in a listxattr buffer; returns the new length. */
-static ssize_t filter_user_names(char *list, ssize_t len)
+/* Keep only the names custodyfs serves in a listxattr buffer; returns the new length. */
+static ssize_t filter_names(char *list, ssize_t len)
 {
     ssize_t in = 0, out = 0;
 
     while (in < len) {
         size_t n = strnlen(list + in, (size_t)(len - in)) + 1;
-        if (is_user_xattr(list + in)) {
+        if (xattr_kind(list + in) != XATTR_OTHER) {
             memmove(list + out, list + in, n);
             out += (ssize_t)n;
         }
@@ -917,11 +1220,14 @@ static ssize_t filter_user_names(char *list, ssize_t len)
 
 static int op_listxattr(const char *path, char *list, size_t size)
 {
+    struct stat st;
     char proc[64];
     char *all;
     ssize_t n;
-    int fd = xattr_target(path, proc, sizeof(proc));
+    int fd;
 
+    load_cred();
+    fd = xattr_target(path, proc, sizeof(proc), &st);
     if (fd == -ENODATA)
         return 0;
     if (fd < 0)
@@ -936,7 +1242,7 @@ static int op_listxattr(const char *path, char *list, size_t size)
         n = neg_errno();
     close(fd);
     if (n > 0) {
-        n = filter_user_names(all, n);
+        n = filter_names(all, n);
         if (size != 0 && (size_t)n > size)
             n = -ERANGE;
         else if (size != 0)
@@ -946,33 +1252,23 @@ static int op_listxattr(const char *path, char *list, size_t size)
     return (int)n;
 }
 
-static int do_removexattr(const char *path, const char *name)
+/* access(2), and chdir: the kernel asks when it does not check by itself. */
+static int op_access(const char *path, int mask)
 {
-    char proc[64];
-    int fd, rc = 0;
+    struct stat st;
+    int fd, rc;
 
-    if (!is_user_xattr(name))
-        return -EOPNOTSUPP;
-    fd = xattr_target(path, proc, sizeof(proc));
+    load_cred();
+    fd = open_path_nofollow(path);
     if (fd < 0)
-        return fd == -ENODATA ? -EPERM : fd;
-    if (removexattr(proc, name) != 0)
-        rc = neg_errno();
+        return fd;
+    rc = fstat(fd, &st) != 0 ? neg_errno() : 0;
+    if (rc == 0 && (mask & (R_OK | W_OK | X_OK)) != 0)
+        rc = access_check(&req_cred, fd, &st,
+                          ((mask & R_OK) ? ACCESS_R : 0) | ((mask & W_OK) ? ACCESS_W : 0) |
+                              ((mask & X_OK) ? ACCESS_X : 0), NULL, 0);
     close(fd);
     return rc;
-}
-
-static int op_removexattr(const char *path, const char *name)
-{
-    char detail[300];
-    struct caller c;
-    int rc = begin(&c);
-
-    if (rc != 0)
-        return rc;
-    rc = do_removexattr(path, name);
-    snprintf(detail, sizeof(detail), "name=%s", name);
-    return trail_record(&c, "removexattr", path, NULL, NULL, rc, detail);
 }
 
 /* ---- life cycle ---- */
@@ -1018,6 +1314,7 @@ const struct fuse_operations custody_ops = {
     .getxattr = op_getxattr,
     .listxattr = op_listxattr,
     .removexattr = op_removexattr,
+    .access = op_access,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .releasedir = op_releasedir,

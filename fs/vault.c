@@ -95,7 +95,8 @@ static int create_open_backing(const char *backing, int *created, char *err, siz
 
 /* Build the configuration with one slot; OUT: text.  Returns its length or -1. */
 static int build_config(const struct key_source *src, unsigned long long opslimit,
-                        size_t memlimit, char *text, size_t textlen, char *err, size_t errlen)
+                        size_t memlimit, int64_t admin_gid, char *text, size_t textlen,
+                        char *err, size_t errlen)
 {
     struct vault_config cfg;
     struct master_key *mk = NULL;
@@ -108,7 +109,7 @@ static int build_config(const struct key_source *src, unsigned long long opslimi
         vaultcfg_add_slot(&cfg, mk, src->kind, sec.bytes, sec.len, opslimit, memlimit) != 0)
         snprintf(err, errlen, "out of memory deriving the key (Argon2id needs %zu MiB)",
                  memlimit >> 20);
-    else if ((n = vaultcfg_format(&cfg, text, textlen)) < 0)
+    else if ((cfg.admin_gid = admin_gid), (n = vaultcfg_format(&cfg, text, textlen)) < 0)
         snprintf(err, errlen, "internal error: configuration too large");
     secret_free(&sec);
     master_key_free(mk);
@@ -116,7 +117,7 @@ static int build_config(const struct key_source *src, unsigned long long opslimi
 }
 
 int vault_create(const char *backing, const struct key_source *src, unsigned long long opslimit,
-                 size_t memlimit, char *err, size_t errlen)
+                 size_t memlimit, int64_t admin_gid, char *err, size_t errlen)
 {
     char text[VAULTCFG_MAX_TEXT];
     int created, cfd = -1, n, rc = -1;
@@ -133,7 +134,7 @@ int vault_create(const char *backing, const struct key_source *src, unsigned lon
                               "mount it, and copy the data in through the mount", backing);
         goto out;
     }
-    n = build_config(src, opslimit, memlimit, text, sizeof(text), err, errlen);
+    n = build_config(src, opslimit, memlimit, admin_gid, text, sizeof(text), err, errlen);
     if (n < 0)
         goto out;
     if (mkdirat(fd, VAULT_DIR, 0700) != 0 ||

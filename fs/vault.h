@@ -13,6 +13,7 @@
 #include "fs/keysrc.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define VAULT_DIR ".custody"
 #define VAULT_CONFIG "config"
@@ -30,10 +31,11 @@ struct vault {
 /*
  * vault_create: make a vault in `backing` (created mode 0700 if missing; an existing directory
  * must be empty and must not be a vault), with one key slot for the secret from `src`.
- * opslimit/memlimit: Argon2id costs for a passphrase slot.  Returns 0 or -1.
+ * opslimit/memlimit: Argon2id costs for a passphrase slot.  admin_gid: the admin role's group,
+ * or -1 for root only.  Returns 0 or -1.
  */
 int vault_create(const char *backing, const struct key_source *src, unsigned long long opslimit,
-                 size_t memlimit, char *err, size_t errlen);
+                 size_t memlimit, int64_t admin_gid, char *err, size_t errlen);
 
 /*
  * vault_open: open the vault in `backing` and read its configuration.  When `src` is not NULL,

@@ -10,6 +10,7 @@
 #include "fs/vault.h"
 
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <time.h>
@@ -35,8 +36,9 @@ static int cmd_log(int argc, char **argv);
 
 static const struct command commands[] = {
     {"init", cmd_init,
-     "init BACKING [--keyfile FILE | --passphrase-file FILE]\n"
-     "        create a vault in the new or empty directory BACKING"},
+     "init BACKING [--keyfile FILE | --passphrase-file FILE] [--admin-group GROUP]\n"
+     "        create a vault in the new or empty directory BACKING; members of GROUP may\n"
+     "        change the ACLs, owners and modes of every file (default: root only)"},
     {"info", cmd_info, "info BACKING\n        show a vault's configuration (no key needed)"},
     {"head", cmd_head,
      "head BACKING [--audit-db PATH]\n"
@@ -78,11 +80,13 @@ static int usage_error(const char *what)
  * Parse "--keyfile FILE | --passphrase-file FILE" and exactly `npos` positional arguments.
  * Returns 0, or the usage exit status.
  */
-static int parse_key_args(int argc, char **argv, struct key_source *src, char **pos, int npos)
+static int parse_key_args(int argc, char **argv, struct key_source *src, char **pos, int npos,
+                          const char **admin_group)
 {
     static const struct option longopts[] = {
         {"keyfile", required_argument, NULL, 'k'},
         {"passphrase-file", required_argument, NULL, 'p'},
+        {"admin-group", required_argument, NULL, 'g'},
         {NULL, 0, NULL, 0},
     };
     int c, n = 0;
@@ -93,6 +97,12 @@ static int parse_key_args(int argc, char **argv, struct key_source *src, char **
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c == '?')
             return EXIT_USAGE;
+        if (c == 'g' && admin_group != NULL) {
+            *admin_group = optarg;
+            continue;
+        }
+        if (c == 'g')
+            return usage_error("--admin-group is for init");
         if (src->path != NULL)
             return usage_error("give either --keyfile or --passphrase-file, not both");
         src->kind = c == 'k' ? SLOT_KEYFILE : SLOT_PASSPHRASE;
@@ -108,16 +118,36 @@ static int parse_key_args(int argc, char **argv, struct key_source *src, char **
     return 0;
 }
 
+/* A group name or number; -1 when there is no such group. */
+static int64_t group_id(const char *name)
+{
+    struct group *g;
+    char *end;
+    long v = strtol(name, &end, 10);
+
+    if (*name != '\0' && *end == '\0' && v >= 0)
+        return v;
+    g = getgrnam(name);
+    return g != NULL ? (int64_t)g->gr_gid : -1;
+}
+
 static int cmd_init(int argc, char **argv)
 {
+    const char *admin_group = NULL;
     struct key_source src;
     char *backing, err[512];
-    int rc = parse_key_args(argc, argv, &src, &backing, 1);
+    int64_t admin_gid = -1;
+    int rc = parse_key_args(argc, argv, &src, &backing, 1, &admin_group);
 
     if (rc != 0)
         return rc;
-    if (vault_create(backing, &src, VAULTCFG_DEFAULT_OPSLIMIT, VAULTCFG_DEFAULT_MEMLIMIT, err,
-                     sizeof(err)) != 0)
+    if (admin_group != NULL && (admin_gid = group_id(admin_group)) < 0) {
+        fprintf(stderr, "custodyctl: no group '%s': create it first (groupadd) or give a "
+                        "numeric gid\n", admin_group);
+        return 1;
+    }
+    if (vault_create(backing, &src, VAULTCFG_DEFAULT_OPSLIMIT, VAULTCFG_DEFAULT_MEMLIMIT,
+                     admin_gid, err, sizeof(err)) != 0)
         return failf(err);
     printf("created vault %s (cipher %s); mount it with: custodyfs %s MOUNTPOINT %s\n", backing,
            content_cipher_name(content_cipher_default()), backing,
@@ -139,6 +169,10 @@ static int cmd_info(int argc, char **argv)
            "key-epoch   %u\n",
            v->backing, id, v->cfg.format, content_cipher_name(v->cfg.cipher),
            v->cfg.block_size, (unsigned)v->cfg.key_epoch);
+    if (v->cfg.admin_gid >= 0)
+        printf("admin-group %lld\n", (long long)v->cfg.admin_gid);
+    else
+        printf("admin-group (root only)\n");
     for (unsigned i = 0; i < v->cfg.nslots; i++) {
         const struct key_slot *s = &v->cfg.slots[i];
         if (s->kind == SLOT_PASSPHRASE)
@@ -236,7 +270,13 @@ static int cmd_head(int argc, char **argv)
     if (rc != 0)
         return rc;
     rc = audit_latest_head(a.db_path, a.v->cfg.sign_pk, &h, err, sizeof(err));
+    if (rc > 0 && (memcmp(h.vault_id, a.v->cfg.vault_id, AUDIT_ID_SIZE) != 0 ||
+                   !audit_head_check_sig(&h)))
+        rc = -2;
     vault_close(a.v);
+    if (rc == -2)
+        return failf("the newest head of the audit log is not validly signed by this vault: "
+                     "run 'custodyctl verify' and keep the log as evidence");
     if (rc < 0)
         return failf(err);
     if (rc == 0)
