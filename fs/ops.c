@@ -29,6 +29,7 @@ struct handle {
     int append;
     struct node *node;
     struct tally *tally;       /* reads and writes, for the audit log */
+    char *path;                /* as opened, for records of requests that come without one */
 };
 
 /* An open directory. */
@@ -172,6 +173,14 @@ static int open_want(int flags)
     return want;
 }
 
+/* The path to record: the request's, or (for requests by handle) the one it was opened as. */
+static const char *rpath(const char *path, const struct fuse_file_info *fi)
+{
+    if (path != NULL || fi == NULL)
+        return path;
+    return ((const struct handle *)(uintptr_t)fi->fh)->path;
+}
+
 static const unsigned char *node_file_id(struct node *n)
 {
     return n != NULL && n->cf != NULL ? content_file_id(n->cf) : NULL;
@@ -291,7 +300,7 @@ static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
         return rc;
     rc = do_chmod(path, mode, fi);
     snprintf(detail, sizeof(detail), "mode=%04o", (unsigned)(mode & 07777));
-    return trail_record(&c, "chmod", path, NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
+    return trail_record(&c, "chmod", rpath(path, fi), NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
                         detail);
 }
 
@@ -347,7 +356,7 @@ static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
     rc = do_chown(path, uid, gid, fi);
     snprintf(detail, sizeof(detail), "owner=%lld:%lld", uid == (uid_t)-1 ? -1LL : (long long)uid,
              gid == (gid_t)-1 ? -1LL : (long long)gid);
-    return trail_record(&c, "chown", path, NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
+    return trail_record(&c, "chown", rpath(path, fi), NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
                         detail);
 }
 
@@ -395,7 +404,7 @@ static int op_utimens(const char *path, const struct timespec tv[2], struct fuse
     if (rc != 0)
         return rc;
     rc = do_utimens(path, tv, fi);
-    return trail_record(&c, "utimens", path, NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
+    return trail_record(&c, "utimens", rpath(path, fi), NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
                         NULL);
 }
 
@@ -421,8 +430,8 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
         rc = contentio_truncate(n, fd, (uint64_t)size, &bad);
     }
     if (rc == -EIO)
-        integrity_failure(path, n, bad);
-    rc = trail_record(&c, "truncate", path, NULL, node_file_id(n), rc, detail);
+        integrity_failure(rpath(path, fi), n, bad);
+    rc = trail_record(&c, "truncate", rpath(path, fi), NULL, node_file_id(n), rc, detail);
     if (fi == NULL) {
         node_put(n);
         if (fd >= 0)
@@ -445,6 +454,7 @@ static int backing_flags(int flags)
 static void handle_free(struct handle *h)
 {
     tally_free(h->tally);
+    free(h->path);
     node_put(h->node);
     close(h->fd);
     free(h);
@@ -481,7 +491,8 @@ static int handle_new(const struct caller *c, const char *op, const char *path, 
     }
     h->fd = fd;
     h->append = (flags & O_APPEND) != 0;
-    rc = fstat(fd, &st) != 0 ? neg_errno() : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+    h->path = strdup(path);
+    rc = h->path == NULL ? -ENOMEM : fstat(fd, &st) != 0 ? neg_errno() : S_ISREG(st.st_mode) ? 0 : -EINVAL;
     if (rc == 0)
         rc = node_get(fd, writable, &h->node);
     if (rc == 0 && writable && (flags & O_TRUNC))
@@ -601,7 +612,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t off,
         return -EIO;
     n = contentio_read(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, &bad);
     if (n == -EIO)
-        integrity_failure(path, fh(fi)->node, bad);
+        integrity_failure(rpath(path, fi), fh(fi)->node, bad);
     if (n > 0)
         tally_add(fh(fi)->tally, 0, (uint64_t)off, (uint64_t)n);
     return (int)n;
@@ -620,7 +631,7 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
     n = contentio_write(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, fh(fi)->append,
                         &bad);
     if (n == -EIO)
-        integrity_failure(path, fh(fi)->node, bad);
+        integrity_failure(rpath(path, fi), fh(fi)->node, bad);
     if (n > 0)
         tally_add(fh(fi)->tally, 1, (uint64_t)off, (uint64_t)n);
     return (int)n;
@@ -644,10 +655,10 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len,
     else
         rc = contentio_allocate(fh(fi)->node, fh(fi)->fd, (uint64_t)off, (uint64_t)len, &bad);
     if (rc == -EIO)
-        integrity_failure(path, fh(fi)->node, bad);
+        integrity_failure(rpath(path, fi), fh(fi)->node, bad);
     snprintf(detail, sizeof(detail), "mode=%d offset=%lld length=%lld", mode, (long long)off,
              (long long)len);
-    return trail_record(&c, "fallocate", path, NULL, node_file_id(fh(fi)->node), rc, detail);
+    return trail_record(&c, "fallocate", rpath(path, fi), NULL, node_file_id(fh(fi)->node), rc, detail);
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)

@@ -365,6 +365,21 @@ static void format_time(int64_t ns, char *buf, size_t len)
     snprintf(buf, len, "%s.%09" PRId64 "Z", base, ns % 1000000000);
 }
 
+/* Length of the valid UTF-8 sequence at p (1 to 4), or 0 when it is not one. */
+static int utf8_len(const unsigned char *p)
+{
+    int n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 :
+            (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+
+    if (n == 2 && p[0] < 0xc2)
+        return 0; /* overlong */
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* A JSON string; bytes that are not UTF-8 (names need not be) are written as "\\xNN". */
 static void json_str(const char *key, const char *s, int last)
 {
     printf("\"%s\":", key);
@@ -372,13 +387,17 @@ static void json_str(const char *key, const char *s, int last)
         printf("null");
     } else {
         putchar('"');
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        for (const unsigned char *p = (const unsigned char *)s; *p;) {
+            int n = utf8_len(p);
             if (*p == '"' || *p == '\\')
                 printf("\\%c", *p);
             else if (*p < 0x20)
                 printf("\\u%04x", *p);
+            else if (n == 0)
+                printf("\\\\x%02x", *p);
             else
-                putchar(*p);
+                fwrite(p, 1, (size_t)n, stdout);
+            p += n > 0 ? n : 1;
         }
         putchar('"');
     }
