@@ -265,10 +265,10 @@ static void proc_path(int fd, char *buf, size_t len)
     snprintf(buf, len, "/proc/self/fd/%d", fd);
 }
 
-static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi, struct stat *old)
 {
+    struct stat st = {.st_mode = (mode_t)-1};
     char proc[64];
-    struct stat st;
     int fd, rc = 0;
 
     fd = fi != NULL ? dup(fh(fi)->fd) : open_path_nofollow(path);
@@ -286,22 +286,28 @@ static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
         if (chmod(proc, mode) != 0)
             rc = neg_errno();
     }
+    *old = st;
     close(fd);
     return rc;
 }
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    char detail[32];
+    struct stat old = {.st_mode = (mode_t)-1};
+    char detail[48];
     struct caller c;
     int rc = begin(&c);
 
     if (rc != 0)
         return rc;
-    rc = do_chmod(path, mode, fi);
-    snprintf(detail, sizeof(detail), "mode=%04o", (unsigned)(mode & 07777));
-    return trail_record(&c, "chmod", rpath(path, fi), NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
-                        detail);
+    rc = do_chmod(path, mode, fi, &old);
+    if (old.st_mode != (mode_t)-1)
+        snprintf(detail, sizeof(detail), "old=%04o new=%04o", (unsigned)(old.st_mode & 07777),
+                 (unsigned)(mode & 07777));
+    else
+        snprintf(detail, sizeof(detail), "new=%04o", (unsigned)(mode & 07777));
+    return trail_record(&c, "chmod", rpath(path, fi), NULL,
+                        fi ? node_file_id(fh(fi)->node) : NULL, rc, detail);
 }
 
 /* POSIX: only an admin gives a file away; its owner may change its group to one of its own. */
@@ -320,25 +326,25 @@ static int may_chown(const struct stat *st, uid_t uid, gid_t gid)
     return 0;
 }
 
-static int do_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+static int do_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi,
+                    struct stat *st)
 {
     const char *name;
-    struct stat st;
     int dfd, rc = 0;
 
     if (fi != NULL) {
-        if (fstat(fh(fi)->fd, &st) != 0)
+        if (fstat(fh(fi)->fd, st) != 0)
             return neg_errno();
-        if ((rc = may_chown(&st, uid, gid)) != 0)
+        if ((rc = may_chown(st, uid, gid)) != 0)
             return rc;
         return fchown(fh(fi)->fd, uid, gid) == 0 ? 0 : neg_errno();
     }
     dfd = parent_of(path, &name);
     if (dfd < 0)
         return dfd;
-    rc = stat_entry(dfd, name, &st);
+    rc = stat_entry(dfd, name, st);
     if (rc == 0)
-        rc = may_chown(&st, uid, gid);
+        rc = may_chown(st, uid, gid);
     if (rc == 0 && fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
         rc = neg_errno();
     backing_put(root_fd(), dfd);
@@ -347,17 +353,24 @@ static int do_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 
 static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
-    char detail[64];
+    struct stat old = {.st_mode = (mode_t)-1};
+    long long nu = uid == (uid_t)-1 ? -1LL : (long long)uid;
+    long long ng = gid == (gid_t)-1 ? -1LL : (long long)gid;
+    char detail[96];
     struct caller c;
     int rc = begin(&c);
 
     if (rc != 0)
         return rc;
-    rc = do_chown(path, uid, gid, fi);
-    snprintf(detail, sizeof(detail), "owner=%lld:%lld", uid == (uid_t)-1 ? -1LL : (long long)uid,
-             gid == (gid_t)-1 ? -1LL : (long long)gid);
-    return trail_record(&c, "chown", rpath(path, fi), NULL, fi ? node_file_id(fh(fi)->node) : NULL, rc,
-                        detail);
+    rc = do_chown(path, uid, gid, fi, &old);
+    if (old.st_mode != (mode_t)-1)
+        snprintf(detail, sizeof(detail), "old=%lld:%lld new=%lld:%lld", (long long)old.st_uid,
+                 (long long)old.st_gid, nu < 0 ? (long long)old.st_uid : nu,
+                 ng < 0 ? (long long)old.st_gid : ng);
+    else
+        snprintf(detail, sizeof(detail), "new=%lld:%lld", nu, ng);
+    return trail_record(&c, "chown", rpath(path, fi), NULL,
+                        fi ? node_file_id(fh(fi)->node) : NULL, rc, detail);
 }
 
 /* Setting both times to now takes write access; any other time takes ownership. */
