@@ -10,9 +10,59 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/acl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static gid_t admin_gid = (gid_t)-1;
+static dev_t root_dev;
+static ino_t root_ino;
+
+#define ROOT_XATTR "trusted.custodyfs.root"
+
+void access_set_root(int root_fd)
+{
+    struct stat st;
+
+    if (fstat(root_fd, &st) == 0) {
+        root_dev = st.st_dev;
+        root_ino = st.st_ino;
+    }
+}
+
+int access_is_root(const struct stat *st)
+{
+    return st->st_ino == root_ino && st->st_dev == root_dev;
+}
+
+int access_root_stat(int root_fd, struct stat *st)
+{
+    char buf[64];
+    unsigned mode;
+    long long uid, gid;
+    ssize_t n;
+
+    if (fstat(root_fd, st) != 0)
+        return -errno;
+    n = fgetxattr(root_fd, ROOT_XATTR, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return 0; /* never changed: the backing directory's own */
+    buf[n] = '\0';
+    if (sscanf(buf, "%o %lld %lld", &mode, &uid, &gid) == 3) {
+        st->st_mode = (st->st_mode & S_IFMT) | (mode & 07777);
+        st->st_uid = (uid_t)uid;
+        st->st_gid = (gid_t)gid;
+    }
+    return 0;
+}
+
+int access_root_set(int root_fd, uid_t uid, gid_t gid, mode_t mode)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof(buf), "%o %lld %lld", (unsigned)(mode & 07777), (long long)uid,
+                     (long long)gid);
+
+    return fsetxattr(root_fd, ROOT_XATTR, buf, (size_t)n, 0) == 0 ? 0 : -errno;
+}
 
 void access_set_admin_group(gid_t gid)
 {
@@ -183,7 +233,7 @@ int access_check(const struct cred *c, int fd, const struct stat *st, int want, 
         return 0;
     }
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    acl = S_ISLNK(st->st_mode) ? NULL : acl_get_file(proc, ACL_TYPE_ACCESS);
+    acl = S_ISLNK(st->st_mode) || access_is_root(st) ? NULL : acl_get_file(proc, ACL_TYPE_ACCESS);
     if (acl == NULL) {
         /* no ACL support here: the mode bits are the whole story */
         v.owner = (st->st_mode >> 6) & 7;
@@ -222,6 +272,8 @@ static int may_search(const struct cred *c, int fd)
 
     if (fstat(fd, &st) != 0)
         return -errno;
+    if (access_is_root(&st) && access_root_stat(fd, &st) != 0)
+        return -EIO;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
     return access_check(c, fd, &st, ACCESS_X, NULL, 0);

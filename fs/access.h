@@ -65,4 +65,20 @@ int access_owner_or_admin(const struct cred *c, const struct stat *st);
  */
 int access_sticky(const struct cred *c, const struct stat *dir, const struct stat *st);
 
+/*
+ * The mount root is the backing directory itself, which must stay 0700 and root's so that
+ * nobody reaches the ciphertext, the keys or the audit log around the mount.  The owner, group
+ * and mode the mount root shows (and is checked with) live in an extended attribute of the
+ * backing directory instead; POSIX ACLs on the mount root are not supported.
+ */
+
+/* access_set_root: remember which directory is the root (call once, with the backing root). */
+void access_set_root(int root_fd);
+/* access_is_root: is st the backing root? */
+int access_is_root(const struct stat *st);
+/* access_root_stat: the root's status as the mount shows it.  Returns 0 or -errno. */
+int access_root_stat(int root_fd, struct stat *st);
+/* access_root_set: set the mount root's owner, group and permission bits.  0 or -errno. */
+int access_root_set(int root_fd, uid_t uid, gid_t gid, mode_t mode);
+
 #endif

@@ -254,6 +254,7 @@ static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint
         return fail("%s%s: see custodyfs --help", "invalid FUSE options", "");
     node_table_init(&nc);
     access_set_admin_group(v->cfg.admin_gid >= 0 ? (gid_t)v->cfg.admin_gid : (gid_t)-1);
+    access_set_root(v->root_fd);
     fuse = fuse_new(args, &custody_ops, sizeof(custody_ops), &st);
     if (fuse == NULL)
         goto out_opts; /* libfuse said why */

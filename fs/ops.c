@@ -97,22 +97,33 @@ static int parent_of(const char *path, const char **name)
     return access_parent(&req_cred, root_fd(), path, name);
 }
 
+/* fstat, with the mount root's owner and mode as the mount shows them (fs/access.h). */
+static int vstat(int fd, struct stat *st)
+{
+    if (fstat(fd, st) != 0)
+        return -errno;
+    return access_is_root(st) ? access_root_stat(fd, st) : 0;
+}
+
 /* May the caller do `want` to the directory open as dfd? */
 static int check_dir(int dfd, int want)
 {
     struct stat st;
+    int rc;
 
     if (req_cred.uid == 0)
         return 0;
-    if (fstat(dfd, &st) != 0)
-        return -errno;
+    if ((rc = vstat(dfd, &st)) != 0)
+        return rc;
     return access_check(&req_cred, dfd, &st, want, NULL, 0);
 }
 
 /* Stat the entry `name` in dfd (not following links).  OUT: st. */
 static int stat_entry(int dfd, const char *name, struct stat *st)
 {
-    return fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+    if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
+        return -errno;
+    return access_is_root(st) ? access_root_stat(root_fd(), st) : 0;
 }
 
 /* May the caller do `want` to the entry `name` of dfd? */
@@ -126,7 +137,9 @@ static int check_entry(int dfd, const char *name, int want)
     fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    rc = fstat(fd, &st) != 0 ? -errno : access_check(&req_cred, fd, &st, want, NULL, 0);
+    rc = vstat(fd, &st);
+    if (rc == 0)
+        rc = access_check(&req_cred, fd, &st, want, NULL, 0);
     close(fd);
     return rc;
 }
@@ -135,11 +148,12 @@ static int check_entry(int dfd, const char *name, int want)
 static int check_fd(int fd, int want)
 {
     struct stat st;
+    int rc;
 
     if (req_cred.uid == 0 && !(want & ACCESS_X))
         return 0;
-    if (fstat(fd, &st) != 0)
-        return -errno;
+    if ((rc = vstat(fd, &st)) != 0)
+        return rc;
     return access_check(&req_cred, fd, &st, want, NULL, 0);
 }
 
@@ -237,8 +251,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     dfd = parent_of(path, &name);
     if (dfd < 0)
         return dfd;
-    if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
-        rc = neg_errno();
+    rc = stat_entry(dfd, name, st);
     backing_put(root_fd(), dfd);
     if (rc == 0)
         fix_size(st, NULL);
@@ -275,10 +288,13 @@ static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi, st
     if (fd < 0)
         return fi != NULL ? neg_errno() : fd;
     proc_path(fd, proc, sizeof(proc));
-    if (fstat(fd, &st) != 0)
-        rc = neg_errno();
+    if ((rc = vstat(fd, &st)) != 0)
+        ;
     else if (S_ISLNK(st.st_mode))
         rc = -EOPNOTSUPP; /* a link's mode means nothing; chmod follows links */
+    else if (access_is_root(&st))
+        rc = access_owner_or_admin(&req_cred, &st) != 0
+                 ? -EPERM : access_root_set(root_fd(), st.st_uid, st.st_gid, mode);
     else if ((rc = access_owner_or_admin(&req_cred, &st)) == 0) {
         /* as on Linux: set-group-ID only for members of the file's group */
         if (!req_cred.admin && !S_ISDIR(st.st_mode) && !cred_in_group(&req_cred, st.st_gid))
@@ -345,7 +361,10 @@ static int do_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
     rc = stat_entry(dfd, name, st);
     if (rc == 0)
         rc = may_chown(st, uid, gid);
-    if (rc == 0 && fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+    if (rc == 0 && access_is_root(st))
+        rc = access_root_set(root_fd(), uid != (uid_t)-1 ? uid : st->st_uid,
+                             gid != (gid_t)-1 ? gid : st->st_gid, st->st_mode);
+    else if (rc == 0 && fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
         rc = neg_errno();
     backing_put(root_fd(), dfd);
     return rc;
@@ -555,7 +574,7 @@ static void new_owner(int dfd, uid_t *uid, gid_t *gid)
 
     *uid = ctx->uid;
     *gid = ctx->gid;
-    if (fstat(dfd, &dst) == 0 && (dst.st_mode & S_ISGID))
+    if (vstat(dfd, &dst) == 0 && (dst.st_mode & S_ISGID))
         *gid = dst.st_gid; /* BSD group semantics of a set-group-ID directory */
 }
 
@@ -812,8 +831,8 @@ static int check_sticky(int dfd, const char *name)
 
     if (req_cred.admin)
         return 0;
-    if (fstat(dfd, &dir) != 0)
-        return -errno;
+    if ((rc = vstat(dfd, &dir)) != 0)
+        return rc;
     if (!(dir.st_mode & S_ISVTX))
         return 0;
     if ((rc = stat_entry(dfd, name, &st)) != 0)
@@ -1130,6 +1149,8 @@ static int xattr_target(const char *path, char *proc, size_t len, struct stat *s
 /* May the caller change attribute `name` of the object fd/st? */
 static int may_set_xattr(enum xattr_kind kind, int fd, const struct stat *st)
 {
+    if (access_is_root(st))
+        return -EOPNOTSUPP; /* the mount root keeps no ACL: set them on the datasets in it */
     if (kind == XATTR_ACL)
         return access_owner_or_admin(&req_cred, st);
     if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
