@@ -32,7 +32,7 @@ struct qrec {
 
 struct audit_log {
     sqlite3 *db;
-    sqlite3_stmt *ins_rec, *ins_head, *begin, *commit, *rollback;
+    sqlite3_stmt *ins_rec, *ins_head, *begin, *commit, *rollback, *tail, *max_head;
     char *db_path;
     unsigned char vault_id[AUDIT_ID_SIZE];
     unsigned char *sk;                       /* guarded copy, or NULL */
@@ -187,7 +187,7 @@ static int insert_head(struct audit_log *log)
     struct audit_head h;
     int rc;
 
-    if (log->sk == NULL || log->next_seq <= 1 || log->last_head_seq == log->next_seq - 1)
+    if (log->sk == NULL || log->next_seq <= 1 || log->last_head_seq >= log->next_seq - 1)
         return SQLITE_OK;
     memcpy(h.vault_id, log->vault_id, AUDIT_ID_SIZE);
     h.seq = log->next_seq - 1;
@@ -243,6 +243,45 @@ static int write_gap(struct audit_log *log, int64_t since, uint64_t refused, con
 static int head_due(struct audit_log *log);
 
 /*
+ * Inside a write transaction: take in what another writer (custodyctl grant, revoke) appended
+ * since our last commit.  Our last record must still be there, unchanged; what follows it must
+ * chain on.  Returns an SQLite code (SQLITE_CORRUPT when the log was altered under us).
+ */
+static int adopt_tail(struct audit_log *log)
+{
+    unsigned char h[AUDIT_HASH_SIZE];
+    struct audit_record r;
+    int64_t expect = log->next_seq > 1 ? log->next_seq - 1 : 1;
+    int rc = SQLITE_OK, first = 1;
+
+    sqlite3_bind_int64(log->tail, 1, expect);
+    while (rc == SQLITE_OK && sqlite3_step(log->tail) == SQLITE_ROW) {
+        audit_row_to_record(log->tail, &r);
+        if (r.seq != expect) {
+            rc = SQLITE_CORRUPT;
+        } else if (first && log->next_seq > 1) {
+            if (memcmp(r.hash, log->prev, AUDIT_HASH_SIZE) != 0)
+                rc = SQLITE_CORRUPT;
+        } else {
+            audit_record_hash(log->prev, &r, h);
+            if (memcmp(h, r.hash, AUDIT_HASH_SIZE) != 0)
+                rc = SQLITE_CORRUPT;
+            memcpy(log->prev, h, AUDIT_HASH_SIZE);
+            log->next_seq = r.seq + 1;
+        }
+        first = 0;
+        expect++;
+    }
+    sqlite3_reset(log->tail);
+    if (rc == SQLITE_OK && sqlite3_step(log->max_head) == SQLITE_ROW &&
+        sqlite3_column_type(log->max_head, 0) != SQLITE_NULL &&
+        sqlite3_column_int64(log->max_head, 0) > log->last_head_seq)
+        log->last_head_seq = sqlite3_column_int64(log->max_head, 0);
+    sqlite3_reset(log->max_head);
+    return rc;
+}
+
+/*
  * One transaction: the outage record if recovering, the batch, a head when due.  Returns an
  * SQLite code; on failure the chain state is as before.
  */
@@ -255,6 +294,8 @@ static int commit_batch(struct audit_log *log, struct qrec *batch, int recoverin
 
     memcpy(prev0, log->prev, sizeof(prev0));
     rc = step_reset(log->begin);
+    if (rc == SQLITE_OK)
+        rc = adopt_tail(log);
     if (rc == SQLITE_OK && recovering)
         rc = write_gap(log, since, refused, reason);
     for (struct qrec *q = batch; q != NULL && rc == SQLITE_OK; q = q->next)
@@ -616,11 +657,15 @@ static int prepare_all(struct audit_log *log)
     sqlite3 *db = log->db;
 
     return sqlite3_prepare_v2(db, ins, -1, &log->ins_rec, NULL) != SQLITE_OK ||
-           sqlite3_prepare_v2(db, "INSERT INTO heads VALUES(?,?,?,?)", -1, &log->ins_head,
+           sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO heads VALUES(?,?,?,?)", -1, &log->ins_head,
                               NULL) != SQLITE_OK ||
            sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &log->begin, NULL) != SQLITE_OK ||
            sqlite3_prepare_v2(db, "COMMIT", -1, &log->commit, NULL) != SQLITE_OK ||
-           sqlite3_prepare_v2(db, "ROLLBACK", -1, &log->rollback, NULL) != SQLITE_OK;
+           sqlite3_prepare_v2(db, "ROLLBACK", -1, &log->rollback, NULL) != SQLITE_OK ||
+           sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS " FROM records WHERE seq >= ? ORDER BY seq",
+                              -1, &log->tail, NULL) != SQLITE_OK ||
+           sqlite3_prepare_v2(db, "SELECT max(seq) FROM heads", -1, &log->max_head, NULL) !=
+               SQLITE_OK;
 }
 
 static void log_free(struct audit_log *log)
@@ -630,6 +675,8 @@ static void log_free(struct audit_log *log)
     sqlite3_finalize(log->begin);
     sqlite3_finalize(log->commit);
     sqlite3_finalize(log->rollback);
+    sqlite3_finalize(log->tail);
+    sqlite3_finalize(log->max_head);
     sqlite3_close(log->db);
     sodium_free(log->sk);
     qlist_free(log->qhead);

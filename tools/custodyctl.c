@@ -6,10 +6,20 @@
 #include "crypto/content.h"
 #include "crypto/secmem.h"
 #include "crypto/vaultcfg.h"
+#include "fs/access.h"
+#include "fs/grant.h"
+#include "fs/identity.h"
 #include "fs/keysrc.h"
 #include "fs/vault.h"
 
+#include <acl/libacl.h>
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
+#include <sys/acl.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -33,6 +43,10 @@ static int cmd_info(int argc, char **argv);
 static int cmd_head(int argc, char **argv);
 static int cmd_verify(int argc, char **argv);
 static int cmd_log(int argc, char **argv);
+static int cmd_grant(int argc, char **argv);
+static int cmd_revoke(int argc, char **argv);
+static int cmd_access(int argc, char **argv);
+static int cmd_review(int argc, char **argv);
 
 static const struct command commands[] = {
     {"init", cmd_init,
@@ -51,6 +65,20 @@ static const struct command commands[] = {
     {"log", cmd_log,
      "log BACKING [--format table|json|csv] [--audit-db PATH]\n"
      "        list the audit records, oldest first"},
+    {"grant", cmd_grant,
+     "grant BACKING PATH GROUP r|rw|rwx [--recursive] [--default] [KEY] [--audit-db PATH]\n"
+     "        give the role GROUP access to PATH (relative to the vault's root); --default:\n"
+     "        what is created in a directory inherits it; recorded in the audit log"},
+    {"revoke", cmd_revoke,
+     "revoke BACKING PATH GROUP [--recursive] [KEY] [--audit-db PATH]\n"
+     "        take the role GROUP's entries off PATH (and its default ACL); recorded"},
+    {"access", cmd_access,
+     "access BACKING USER PATH\n"
+     "        may USER (name or uid) read, write, execute PATH, and which ACL entry decides"},
+    {"review", cmd_review,
+     "review BACKING [--format table|json|csv]\n"
+     "        the access review: for each dataset directory, which groups and users (groups\n"
+     "        expanded) hold which permission"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -60,8 +88,8 @@ static void usage(FILE *out)
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %s\n", commands[i].synopsis);
     fprintf(out, "\n  custodyctl --help | --version\n"
-                 "\nWithout a key option the passphrase is asked on the terminal; "
-                 "'--passphrase-file -'\nreads it from standard input.\n");
+                 "\nKEY is --keyfile FILE or --passphrase-file FILE; without one the passphrase is\n"
+                 "asked on the terminal; '--passphrase-file -' reads it from standard input.\n");
 }
 
 static int failf(const char *what)
@@ -549,4 +577,467 @@ static int cmd_log(int argc, char **argv)
     if (rc != 0)
         return failf(err);
     return fflush(stdout) == 0 ? 0 : failf("cannot write the listing");
+}
+
+/* ---- access control ---- */
+
+struct acl_args {
+    const char *pos[4];
+    int npos;
+    int recursive, deflt;
+    const char *format;
+    const char *audit_db;
+    struct key_source src;
+};
+
+/* Parse positionals (exactly `npos`) and the access-control options.  0 or usage status. */
+static int acl_args_parse(int argc, char **argv, int npos, struct acl_args *a)
+{
+    static const struct option longopts[] = {
+        {"recursive", no_argument, NULL, 'r'},
+        {"default", no_argument, NULL, 'd'},
+        {"format", required_argument, NULL, 'f'},
+        {"audit-db", required_argument, NULL, 'a'},
+        {"keyfile", required_argument, NULL, 'k'},
+        {"passphrase-file", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    a->src.kind = SLOT_PASSPHRASE;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r': a->recursive = 1; break;
+        case 'd': a->deflt = 1; break;
+        case 'f': a->format = optarg; break;
+        case 'a': a->audit_db = optarg; break;
+        case 'k':
+        case 'p':
+            if (a->src.path != NULL)
+                return usage_error("give either --keyfile or --passphrase-file, not both");
+            a->src.kind = c == 'k' ? SLOT_KEYFILE : SLOT_PASSPHRASE;
+            a->src.path = optarg;
+            break;
+        default: return EXIT_USAGE;
+        }
+    }
+    for (; optind < argc; optind++) {
+        if (a->npos == npos)
+            return usage_error("too many arguments");
+        a->pos[a->npos++] = argv[optind];
+    }
+    return a->npos == npos ? 0 : usage_error("missing argument");
+}
+
+/* "r", "rw", "rwx", any mix of r, w, x: the bits, or -1. */
+static int parse_perms(const char *s)
+{
+    int bits = 0;
+
+    if (*s == '\0')
+        return -1;
+    for (; *s; s++) {
+        int b = *s == 'r' ? 4 : *s == 'w' ? 2 : *s == 'x' ? 1 : 0;
+        if (b == 0 || (bits & b))
+            return -1;
+        bits |= b;
+    }
+    return bits;
+}
+
+struct change_ctx {
+    struct audit_log *log;
+    struct caller who;
+    const char *verb;
+    int changed;
+};
+
+/* Record one ACL change the way a change through the mount is recorded. */
+static int record_change(const char *path, const char *which, const char *before,
+                         const char *after, void *arg)
+{
+    struct change_ctx *cx = arg;
+    struct audit_record r = {0};
+    char detail[2400];
+
+    snprintf(detail, sizeof(detail), "name=system.posix_acl_%s old=%s new=%s (%s)", which, before,
+             after, cx->verb);
+    r.uid = cx->who.uid;
+    r.gid = cx->who.gid;
+    r.pid = cx->who.pid;
+    r.ppid = cx->who.ppid;
+    r.pstart = cx->who.pstart;
+    r.user = cx->who.user;
+    r.process = cx->who.process;
+    r.exe = cx->who.exe[0] ? cx->who.exe : NULL;
+    r.op = "setxattr";
+    r.path = path;
+    r.result = "ok";
+    r.bytes = AUDIT_NONE;
+    r.detail = detail;
+    cx->changed++;
+    return audit_append(cx->log, &r) == 0 ? 0 : -EIO;
+}
+
+/* Open the vault with its key and its audit log for writing. */
+static int open_audited(struct acl_args *a, struct vault **v, struct audit_log **log)
+{
+    unsigned char *sk = NULL;
+    struct audit_config cfg = {0};
+    char err[512], path[PATH_MAX];
+    int rc = 1;
+
+    if (vault_open(a->pos[0], &a->src, v, err, sizeof(err)) != 0)
+        return failf(err);
+    sk = secmem_alloc(VAULTCFG_SIGN_SK_SIZE);
+    if (sk == NULL || vaultcfg_signing_key(&(*v)->cfg, (*v)->mk, sk) != 0) {
+        failf("the audit signing key does not open: the configuration is corrupt");
+        goto out;
+    }
+    if (a->audit_db != NULL)
+        snprintf(path, sizeof(path), "%s", a->audit_db);
+    else
+        snprintf(path, sizeof(path), "%s/%s/%s", (*v)->backing, VAULT_DIR, AUDIT_DB_NAME);
+    cfg.db_path = path;
+    memcpy(cfg.vault_id, (*v)->cfg.vault_id, AUDIT_ID_SIZE);
+    cfg.sign_sk = sk;
+    if (audit_open(&cfg, log, err, sizeof(err)) != 0) {
+        fprintf(stderr, "custodyctl: %s: nothing was changed\n", err);
+        goto out;
+    }
+    rc = 0;
+out:
+    secmem_free(sk);
+    if (rc != 0) {
+        vault_close(*v);
+        *v = NULL;
+    }
+    return rc;
+}
+
+static int change_acl(int argc, char **argv, int revoke)
+{
+    struct acl_args a = {0};
+    struct change_ctx cx = {0};
+    struct vault *v = NULL;
+    char err[512], verb[256];
+    int64_t gid;
+    int perms = -1, rc = acl_args_parse(argc, argv, revoke ? 3 : 4, &a);
+
+    if (rc != 0)
+        return rc;
+    if (!revoke && (perms = parse_perms(a.pos[3])) < 0)
+        return usage_error("permissions are r, rw or rwx");
+    if ((gid = group_id(a.pos[2])) < 0) {
+        fprintf(stderr, "custodyctl: no group '%s': create it first (groupadd) or give a "
+                        "numeric gid\n", a.pos[2]);
+        return 1;
+    }
+    if (open_audited(&a, &v, &cx.log) != 0)
+        return 1;
+    caller_identify(getuid(), getgid(), getpid(), &cx.who);
+    snprintf(verb, sizeof(verb), "custodyctl %s %s%s%s", revoke ? "revoke" : "grant", a.pos[2],
+             revoke ? "" : " ", revoke ? "" : a.pos[3]);
+    cx.verb = verb;
+    rc = grant_set(v->root_fd, a.pos[1], (gid_t)gid, perms,
+                   (a.recursive ? GRANT_RECURSIVE : 0) | (a.deflt ? GRANT_DEFAULT : 0),
+                   record_change, &cx, err, sizeof(err));
+    if (audit_close(cx.log, 10) != 0 && rc == 0)
+        rc = -EIO;
+    vault_close(v);
+    if (rc != 0)
+        return failf(rc == -EIO ? "the change could not be recorded in the audit log" : err);
+    printf("%s: %d ACL%s changed\n", verb, cx.changed, cx.changed == 1 ? "" : "s");
+    return 0;
+}
+
+static int cmd_grant(int argc, char **argv)
+{
+    return change_acl(argc, argv, 0);
+}
+
+static int cmd_revoke(int argc, char **argv)
+{
+    return change_acl(argc, argv, 1);
+}
+
+/* Credentials of a user from the user database (name or uid). */
+static int user_cred(const char *who, struct cred *c, char *name, size_t len)
+{
+    struct passwd *pw = getpwnam(who);
+    gid_t groups[ACCESS_MAX_GROUPS];
+    int n = ACCESS_MAX_GROUPS;
+    char *end;
+    long uid;
+
+    if (pw == NULL) {
+        uid = strtol(who, &end, 10);
+        if (*who == '\0' || *end != '\0' || uid < 0)
+            return -1;
+        pw = getpwuid((uid_t)uid);
+        memset(c, 0, sizeof(*c));
+        c->uid = (uid_t)uid;
+        c->gid = pw != NULL ? pw->pw_gid : (gid_t)uid;
+        snprintf(name, len, "%s", pw != NULL ? pw->pw_name : who);
+    } else {
+        memset(c, 0, sizeof(*c));
+        c->uid = pw->pw_uid;
+        c->gid = pw->pw_gid;
+        snprintf(name, len, "%s", pw->pw_name);
+    }
+    if (pw != NULL && getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0) {
+        memcpy(c->groups, groups, (size_t)n * sizeof(gid_t));
+        c->ngroups = n;
+    }
+    return 0;
+}
+
+static const char *perm_word(int want)
+{
+    return want == ACCESS_R ? "read" : want == ACCESS_W ? "write" : "execute";
+}
+
+static int cmd_access(int argc, char **argv)
+{
+    struct acl_args a = {0};
+    struct cred cr;
+    struct stat st;
+    struct vault *v = NULL;
+    char err[512], name[64], why[64];
+    const char *leaf;
+    int rc = acl_args_parse(argc, argv, 3, &a), dfd, fd;
+
+    if (rc != 0)
+        return rc;
+    if (user_cred(a.pos[1], &cr, name, sizeof(name)) != 0) {
+        fprintf(stderr, "custodyctl: no user '%s'\n", a.pos[1]);
+        return 1;
+    }
+    if (vault_open(a.pos[0], NULL, &v, err, sizeof(err)) != 0)
+        return failf(err);
+    access_set_root(v->root_fd);
+    access_set_admin_group(v->cfg.admin_gid >= 0 ? (gid_t)v->cfg.admin_gid : (gid_t)-1);
+    cr.admin = cr.uid == 0 || (v->cfg.admin_gid >= 0 && cred_in_group(&cr, (gid_t)v->cfg.admin_gid));
+    printf("%s (uid %lld) on %s%s:\n", name, (long long)cr.uid, a.pos[2][0] == '/' ? "" : "/",
+           a.pos[2]);
+    dfd = access_parent(&cr, v->root_fd, a.pos[2], &leaf);
+    if (dfd < 0) {
+        printf("  cannot reach it: %s (search permission on a directory on the way)\n",
+               strerror(-dfd));
+        vault_close(v);
+        return 0;
+    }
+    fd = openat(dfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd != v->root_fd)
+        close(dfd);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        vault_close(v);
+        return failf("no such file or directory in the vault");
+    }
+    if (access_is_root(&st))
+        access_root_stat(v->root_fd, &st);
+    for (int want = ACCESS_R; want >= ACCESS_X; want >>= 1) {
+        rc = access_check(&cr, fd, &st, want, why, sizeof(why));
+        printf("  %-8s %-8s (decided by %s)\n", perm_word(want), rc == 0 ? "allowed" : "denied",
+               why);
+    }
+    close(fd);
+    vault_close(v);
+    return 0;
+}
+
+/* ---- the access review ---- */
+
+struct review {
+    enum log_format fmt;
+    const char *dataset;
+};
+
+static void perm_text(int bits, char out[4])
+{
+    out[0] = (bits & 4) ? 'r' : '-';
+    out[1] = (bits & 2) ? 'w' : '-';
+    out[2] = (bits & 1) ? 'x' : '-';
+    out[3] = '\0';
+}
+
+static void review_row(const struct review *rv, const char *kind, const char *name, int bits,
+                       const char *via)
+{
+    char p[4];
+
+    perm_text(bits, p);
+    if (rv->fmt == FMT_JSON) {
+        putchar('{');
+        json_str("dataset", rv->dataset, 0);
+        json_str("kind", kind, 0);
+        json_str("name", name, 0);
+        json_str("permissions", p, 0);
+        json_str("via", via, 1);
+        printf("}\n");
+    } else if (rv->fmt == FMT_CSV) {
+        csv_field(rv->dataset, 0);
+        csv_field(kind, 0);
+        csv_field(name, 0);
+        csv_field(p, 0);
+        csv_field(via, 1);
+    } else {
+        printf("%-24s %-6s %-20s %-4s %s\n", rv->dataset, kind, name, p, via);
+    }
+}
+
+static void user_name(uid_t uid, char *buf, size_t len)
+{
+    struct passwd *pw = getpwuid(uid);
+
+    if (pw != NULL)
+        snprintf(buf, len, "%s", pw->pw_name);
+    else
+        snprintf(buf, len, "%lld", (long long)uid);
+}
+
+static int in_list(char **list, const char *name)
+{
+    for (; list != NULL && *list != NULL; list++)
+        if (strcmp(*list, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* A group's row and one row per member (listed members and users whose primary group it is). */
+static void review_group(const struct review *rv, gid_t gid, int bits, const char *how)
+{
+    struct group *g = getgrgid(gid);
+    char gname[64], via[96];
+    struct passwd *pw;
+
+    snprintf(gname, sizeof(gname), "%s", g != NULL ? g->gr_name : "");
+    if (gname[0] == '\0')
+        snprintf(gname, sizeof(gname), "%lld", (long long)gid);
+    review_row(rv, "group", gname, bits, how);
+    snprintf(via, sizeof(via), "group %s", gname);
+    if (g != NULL)
+        for (char **m = g->gr_mem; *m != NULL; m++)
+            review_row(rv, "user", *m, bits, via);
+    setpwent();
+    while ((pw = getpwent()) != NULL)
+        if (pw->pw_gid == gid && (g == NULL || !in_list(g->gr_mem, pw->pw_name)))
+            review_row(rv, "user", pw->pw_name, bits, via);
+    endpwent();
+}
+
+static int entry_bits(acl_entry_t e)
+{
+    acl_permset_t ps;
+
+    if (acl_get_permset(e, &ps) != 0)
+        return 0;
+    return (acl_get_perm(ps, ACL_READ) == 1 ? 4 : 0) | (acl_get_perm(ps, ACL_WRITE) == 1 ? 2 : 0) |
+           (acl_get_perm(ps, ACL_EXECUTE) == 1 ? 1 : 0);
+}
+
+/* The rows of one dataset directory, open as fd. */
+static void review_dataset(const struct review *rv, int fd, const struct stat *st)
+{
+    char proc[64], name[64];
+    acl_entry_t e;
+    acl_tag_t tag;
+    int mask = 7, r;
+    acl_t acl;
+
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    acl = acl_get_file(proc, ACL_TYPE_ACCESS);
+    if (acl == NULL)
+        return;
+    for (r = acl_get_entry(acl, ACL_FIRST_ENTRY, &e); r == 1;
+         r = acl_get_entry(acl, ACL_NEXT_ENTRY, &e))
+        if (acl_get_tag_type(e, &tag) == 0 && tag == ACL_MASK)
+            mask = entry_bits(e);
+    for (r = acl_get_entry(acl, ACL_FIRST_ENTRY, &e); r == 1;
+         r = acl_get_entry(acl, ACL_NEXT_ENTRY, &e)) {
+        void *q;
+        if (acl_get_tag_type(e, &tag) != 0)
+            continue;
+        switch (tag) {
+        case ACL_USER_OBJ:
+            user_name(st->st_uid, name, sizeof(name));
+            review_row(rv, "user", name, entry_bits(e), "owner");
+            break;
+        case ACL_USER:
+            q = acl_get_qualifier(e);
+            if (q != NULL)
+                user_name(*(uid_t *)q, name, sizeof(name));
+            acl_free(q);
+            review_row(rv, "user", name, entry_bits(e) & mask, "named user");
+            break;
+        case ACL_GROUP_OBJ:
+            review_group(rv, st->st_gid, entry_bits(e) & mask, "owning group");
+            break;
+        case ACL_GROUP:
+            q = acl_get_qualifier(e);
+            if (q != NULL)
+                review_group(rv, *(gid_t *)q, entry_bits(e) & mask, "named group");
+            acl_free(q);
+            break;
+        case ACL_OTHER:
+            review_row(rv, "other", "everyone else", entry_bits(e), "other");
+            break;
+        default:
+            break;
+        }
+    }
+    acl_free(acl);
+}
+
+static int cmd_review(int argc, char **argv)
+{
+    struct acl_args a = {0};
+    struct review rv = {FMT_TABLE, NULL};
+    struct vault *v = NULL;
+    struct dirent *de;
+    char err[512], ds[PATH_MAX];
+    int rc = acl_args_parse(argc, argv, 1, &a), dfd;
+    DIR *d;
+
+    if (rc != 0)
+        return rc;
+    if (a.format != NULL && strcmp(a.format, "json") == 0)
+        rv.fmt = FMT_JSON;
+    else if (a.format != NULL && strcmp(a.format, "csv") == 0)
+        rv.fmt = FMT_CSV;
+    else if (a.format != NULL && strcmp(a.format, "table") != 0)
+        return usage_error("--format takes table, json or csv");
+    if (vault_open(a.pos[0], NULL, &v, err, sizeof(err)) != 0)
+        return failf(err);
+    dfd = openat(v->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (d == NULL) {
+        vault_close(v);
+        return failf("cannot list the vault");
+    }
+    if (rv.fmt == FMT_CSV)
+        printf("dataset,kind,name,permissions,via\n");
+    else if (rv.fmt == FMT_TABLE)
+        printf("%-24s %-6s %-20s %-4s %s\n", "DATASET", "KIND", "NAME", "PERM", "VIA");
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        int fd;
+        if (de->d_name[0] == '.' &&
+            (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+             strcmp(de->d_name, VAULT_DIR) == 0 || strncmp(de->d_name, ".fuse_hidden", 12) == 0))
+            continue;
+        fd = openat(v->root_fd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(ds, sizeof(ds), "/%s", de->d_name);
+            rv.dataset = ds;
+            review_dataset(&rv, fd, &st);
+        }
+        close(fd);
+    }
+    closedir(d);
+    vault_close(v);
+    return fflush(stdout) == 0 ? 0 : failf("cannot write the review");
 }
