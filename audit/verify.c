@@ -14,6 +14,45 @@
 
 #define TAIL_SLACK_NS (2LL * 1000000000)
 
+/* A URI for path with the characters URIs reserve percent-encoded. */
+static int file_uri(const char *path, char *uri, size_t len)
+{
+    size_t j = (size_t)snprintf(uri, len, "file:");
+
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (j + 4 >= len)
+            return -1;
+        if (*p == '%' || *p == '?' || *p == '#' || *p < 0x21 || *p >= 0x7f)
+            j += (size_t)snprintf(uri + j, len - j, "%%%02X", *p);
+        else
+            uri[j++] = (char)*p;
+    }
+    return snprintf(uri + j, len - j, "?immutable=1") < (int)(len - j) ? 0 : -1;
+}
+
+static sqlite3 *open_immutable(const char *db_path, char *err, size_t errlen)
+{
+    char uri[3 * 4096 + 32], wal[4096 + 8];
+    struct stat st;
+    sqlite3 *db = NULL;
+
+    snprintf(wal, sizeof(wal), "%s-wal", db_path);
+    if (stat(wal, &st) == 0 && st.st_size > 0) {
+        snprintf(err, errlen, "the audit log %s has records in its write-ahead log and sits "
+                              "where it cannot be opened for writing: copy the log with its -wal "
+                              "file to a writable place and read it there", db_path);
+        return NULL;
+    }
+    if (file_uri(db_path, uri, sizeof(uri)) != 0 ||
+        sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open the audit log %s: %s", db_path,
+                 db != NULL ? sqlite3_errmsg(db) : "path too long");
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
 static sqlite3 *open_ro(const char *db_path, char *err, size_t errlen)
 {
     struct stat st;
@@ -30,6 +69,12 @@ static sqlite3 *open_ro(const char *db_path, char *err, size_t errlen)
         return NULL;
     }
     sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_exec(db, "SELECT count(*) FROM meta", NULL, NULL, NULL) == SQLITE_CANTOPEN) {
+        /* A WAL database needs its -shm file, which a read-only place cannot hold.  A log
+         * that was closed cleanly has no WAL content and reads as an immutable file. */
+        sqlite3_close(db);
+        db = open_immutable(db_path, err, errlen);
+    }
     return db;
 }
 
@@ -258,14 +303,21 @@ static int check_vault(sqlite3 *db, const unsigned char *vault_id, struct walk *
 {
     char id[2 * AUDIT_ID_SIZE + 1];
     sqlite3_stmt *st = NULL;
-    int ok = 0;
+    int rc, ok = 0;
 
     sodium_bin2hex(id, sizeof(id), vault_id, AUDIT_ID_SIZE);
-    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='vault_id'", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
+    rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='vault_id'", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
         strcmp((const char *)sqlite3_column_text(st, 0), id) == 0)
         ok = 1;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        snprintf(w->res->why, sizeof(w->res->why), "cannot read the audit log: %s",
+                 sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
     sqlite3_finalize(st);
     return ok ? 0 : bad(w, 0, "the audit log does not belong to this vault");
 }

@@ -361,6 +361,9 @@ int main(int argc, char **argv)
 out:
     secmem_free((void *)audit.cfg.sign_sk);
     vault_close(v);
+    free((void *)o.keyfile); /* fuse_opt_parse made copies */
+    free((void *)o.passfile);
+    free((void *)o.audit_db);
     fuse_opt_free_args(&args);
     return rc;
 }

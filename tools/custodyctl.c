@@ -407,7 +407,8 @@ static int utf8_len(const unsigned char *p)
     return n;
 }
 
-/* A JSON string; bytes that are not UTF-8 (names need not be) are written as "\\xNN". */
+/* A JSON string; a byte that is not UTF-8 (names need not be) is written as "\\udcNN", as
+ * Python's surrogateescape does: valid JSON, and no UTF-8 text maps to it. */
 static void json_str(const char *key, const char *s, int last)
 {
     printf("\"%s\":", key);
@@ -422,7 +423,7 @@ static void json_str(const char *key, const char *s, int last)
             else if (*p < 0x20)
                 printf("\\u%04x", *p);
             else if (n == 0)
-                printf("\\\\x%02x", *p);
+                printf("\\udc%02x", *p); /* a lone surrogate: no UTF-8 name maps to it */
             else
                 fwrite(p, 1, (size_t)n, stdout);
             p += n > 0 ? n : 1;
