@@ -87,3 +87,35 @@ int backing_open(int root_fd, const char *path, int flags, mode_t mode)
         return -ENOENT;
     return openat2_safe(root_fd, rel, flags, mode);
 }
+
+int backing_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -EIO;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int backing_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t put = 0;
+
+    while (put < len) {
+        ssize_t r = pwrite(fd, (const char *)buf + put, len - put, (off_t)(off + put));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        put += (size_t)r;
+    }
+    return 0;
+}

@@ -13,6 +13,8 @@
 #ifndef CUSTODY_BACKING_H
 #define CUSTODY_BACKING_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -30,6 +32,14 @@ void backing_put(int root_fd, int fd);
  * in any component.  Returns a descriptor (the caller closes it) or a negative errno.
  */
 int backing_open(int root_fd, const char *path, int flags, mode_t mode);
+
+/*
+ * backing_pread_full / backing_pwrite_full: read or write exactly len bytes at off, retrying
+ * short transfers and EINTR.  Return 0 or a negative errno; a read that meets the end of the
+ * file first returns -EIO (the file is shorter than its size says: cut).
+ */
+int backing_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int backing_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 /* backing_is_hidden: true when `name`, a direct child of the root, must not be seen. */
 int backing_is_hidden(const char *name);

@@ -1,5 +1,7 @@
 #include "contentio.h"
 
+#include "fs/backing.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -34,38 +36,6 @@ static size_t block_len(uint64_t size, uint64_t b)
     return size > start ? (size_t)min_u64(BS, size - start) : 0;
 }
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            return -EIO; /* the backing file is shorter than its size says: cut */
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-    size_t put = 0;
-
-    while (put < len) {
-        ssize_t r = pwrite(fd, (const char *)buf + put, len - put, (off_t)(off + put));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        put += (size_t)r;
-    }
-    return 0;
-}
-
 static int all_zero(const unsigned char *p, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -98,7 +68,7 @@ static int block_load(struct node *n, int fd, uint64_t b, size_t plen, unsigned 
                       uint64_t *bad_block)
 {
     unsigned char sealed[CONTENT_MAX_SEALED_BLOCK];
-    int rc = pread_full(fd, sealed, plen + overhead(),
+    int rc = backing_pread_full(fd, sealed, plen + overhead(),
                         content_block_offset(node_conf()->cipher, b));
 
     if (rc == -EIO)
@@ -113,7 +83,7 @@ static int block_store(struct node *n, int fd, uint64_t b, const unsigned char *
     unsigned char sealed[CONTENT_MAX_SEALED_BLOCK];
 
     content_block_seal(n->cf, b, plain, plen, sealed);
-    return pwrite_full(fd, sealed, plen + overhead(), content_block_offset(node_conf()->cipher, b));
+    return backing_pwrite_full(fd, sealed, plen + overhead(), content_block_offset(node_conf()->cipher, b));
 }
 
 /* Re-seal block b, now old_len bytes, as new_len bytes (zero-extended or cut). */
@@ -142,7 +112,7 @@ static int mark_sparse(struct node *n, int fd)
         return 0;
     content_file_set_flags(n->cf, flags | CONTENT_FLAG_SPARSE);
     content_header_reseal(node_conf()->mk, n->cf, hdr);
-    return pwrite_full(fd, hdr, sizeof(hdr), 0);
+    return backing_pwrite_full(fd, hdr, sizeof(hdr), 0);
 }
 
 /* Write sealed zeros as blocks [from, to); the last one holds last_len bytes. */
@@ -203,23 +173,6 @@ static int shrink(struct node *n, int fd, uint64_t target, uint64_t *bad_block)
     return rc;
 }
 
-static int ensure_header(struct node *n, int fd)
-{
-    unsigned char hdr[CONTENT_HEADER_SIZE];
-    int rc;
-
-    if (n->cf != NULL)
-        return 0;
-    if (content_header_new(node_conf()->mk, node_conf()->cipher, hdr, &n->cf) != 0)
-        return -ENOMEM;
-    rc = pwrite_full(fd, hdr, sizeof(hdr), 0);
-    if (rc != 0) {
-        content_file_free(n->cf);
-        n->cf = NULL;
-    }
-    return rc;
-}
-
 /* Plaintext of block b after the write: either straight from buf or merged in `tmp`. */
 static int merge_block(struct node *n, int fd, uint64_t b, const char *buf, uint64_t off,
                        size_t len, const unsigned char **plain, size_t *plen,
@@ -265,7 +218,7 @@ static int write_blocks(struct node *n, int fd, const char *buf, size_t len, uin
         }
     }
     if (rc == 0)
-        rc = pwrite_full(fd, sealed, pos, content_block_offset(node_conf()->cipher, first));
+        rc = backing_pwrite_full(fd, sealed, pos, content_block_offset(node_conf()->cipher, first));
     memset(tmp, 0, sizeof(tmp));
     free(sealed);
     return rc;
@@ -305,7 +258,7 @@ ssize_t contentio_write(struct node *n, int fd, const char *buf, size_t len, uin
     old_size = n->size;
     if (append)
         off = n->size;
-    rc = ensure_header(n, fd);
+    rc = node_ensure_header(n, fd);
     if (rc == 0)
         rc = prepare_gap(n, fd, off, bad_block);
     if (rc == 0)
@@ -369,7 +322,7 @@ ssize_t contentio_read(struct node *n, int fd, char *buf, size_t len, uint64_t o
     run_start = content_block_offset(cipher, first);
     run_end = content_block_offset(cipher, last) + block_len(n->size, last) + overhead();
     run = malloc((size_t)(run_end - run_start));
-    rc = run == NULL ? -ENOMEM : pread_full(fd, run, (size_t)(run_end - run_start), run_start);
+    rc = run == NULL ? -ENOMEM : backing_pread_full(fd, run, (size_t)(run_end - run_start), run_start);
     if (rc == -EIO)
         *bad_block = last;
     if (rc == 0)
@@ -387,7 +340,7 @@ int contentio_truncate(struct node *n, int fd, uint64_t size, uint64_t *bad_bloc
 
     pthread_rwlock_wrlock(&n->lock);
     if (size != n->size) {
-        rc = ensure_header(n, fd);
+        rc = node_ensure_header(n, fd);
         if (rc == 0)
             rc = size > n->size ? grow(n, fd, size, bad_block) : shrink(n, fd, size, bad_block);
         if (rc == 0)
@@ -404,7 +357,7 @@ int contentio_allocate(struct node *n, int fd, uint64_t off, uint64_t len, uint6
     int rc = 0;
 
     pthread_rwlock_wrlock(&n->lock);
-    rc = ensure_header(n, fd);
+    rc = node_ensure_header(n, fd);
     if (rc == 0 && end > n->size) {
         rc = grow(n, fd, end, bad_block);
         if (rc == 0)

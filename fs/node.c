@@ -1,5 +1,7 @@
 #include "node.h"
 
+#include "fs/backing.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -90,38 +92,21 @@ void node_put(struct node *n)
     node_free(n);
 }
 
-static int pread_full(int fd, void *buf, size_t len, off_t off)
-{
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t r = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            return -EIO;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-/* Write a fresh header to an empty backing file.  Caller holds n->lock exclusively. */
-static int header_create(struct node *n, int fd)
+int node_ensure_header(struct node *n, int fd)
 {
     unsigned char hdr[CONTENT_HEADER_SIZE];
-    int rc = content_header_new(conf.mk, conf.cipher, hdr, &n->cf);
+    int rc;
 
-    if (rc != 0)
+    if (n->cf != NULL)
+        return 0;
+    if (content_header_new(conf.mk, conf.cipher, hdr, &n->cf) != 0)
         return -ENOMEM;
-    if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
-        rc = errno != 0 ? -errno : -EIO;
+    rc = backing_pwrite_full(fd, hdr, sizeof(hdr), 0);
+    if (rc != 0) {
         content_file_free(n->cf);
         n->cf = NULL;
-        return rc;
     }
-    return 0;
+    return rc;
 }
 
 /* Read and authenticate the header.  Caller holds n->lock exclusively. */
@@ -137,8 +122,8 @@ static int header_load(struct node *n, int fd, int writable)
     if (!valid)
         return -EIO;
     if (st.st_size == 0)
-        return writable ? header_create(n, fd) : 0;
-    rc = pread_full(fd, hdr, sizeof(hdr), 0);
+        return writable ? node_ensure_header(n, fd) : 0;
+    rc = backing_pread_full(fd, hdr, sizeof(hdr), 0);
     if (rc != 0)
         return rc;
     rc = content_header_open(conf.mk, conf.cipher, hdr, &n->cf);
@@ -163,8 +148,8 @@ int node_get(int fd, int writable, struct node **out)
     if (!n->loaded) {
         rc = header_load(n, fd, writable);
         n->loaded = rc == 0;
-    } else if (n->cf == NULL && writable) {
-        rc = header_create(n, fd);
+    } else if (writable) {
+        rc = node_ensure_header(n, fd);
     }
     pthread_rwlock_unlock(&n->lock);
     if (rc != 0) {

@@ -47,6 +47,12 @@ void node_table_destroy(void);
  */
 int node_get(int fd, int writable, struct node **out);
 
+/*
+ * node_ensure_header: give a file that has none (an empty backing file) a fresh header.  Caller
+ * holds n->lock exclusively.  Returns 0 or a negative errno.
+ */
+int node_ensure_header(struct node *n, int fd);
+
 /* node_put: drop a reference.  Accepts NULL. */
 void node_put(struct node *n);
 
