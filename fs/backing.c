@@ -33,6 +33,23 @@ int backing_is_hidden(const char *name)
     return strcmp(name, VAULT_DIR) == 0;
 }
 
+/*
+ * Paths from the kernel never hold "." or ".." components; anything else that does (a path given
+ * to custodyctl) could step onto the backing root or .custody and is refused.
+ */
+static int has_dot_component(const char *rel)
+{
+    for (const char *p = rel; *p != '\0';) {
+        size_t n = strcspn(p, "/");
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return 1;
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return 0;
+}
+
 /* Is the first component of rel (no leading '/') hidden? */
 static int first_is_hidden(const char *rel)
 {
@@ -53,7 +70,7 @@ int backing_parent(int root_fd, const char *path, const char **name)
         *name = ".";
         return root_fd;
     }
-    if (first_is_hidden(rel))
+    if (first_is_hidden(rel) || has_dot_component(rel))
         return -ENOENT;
     slash = strrchr(rel, '/');
     if (slash == NULL) {
@@ -83,7 +100,7 @@ int backing_open(int root_fd, const char *path, int flags, mode_t mode)
         rel++;
     if (*rel == '\0')
         rel = ".";
-    else if (first_is_hidden(rel))
+    else if (first_is_hidden(rel) || has_dot_component(rel))
         return -ENOENT;
     return openat2_safe(root_fd, rel, flags, mode);
 }

@@ -176,6 +176,13 @@ static int walk_dir(struct walk *w, int fd, const char *path)
     return rc;
 }
 
+static int fstat_is_root(int root_fd, const struct stat *st)
+{
+    struct stat r;
+
+    return fstat(root_fd, &r) == 0 && r.st_dev == st->st_dev && r.st_ino == st->st_ino;
+}
+
 int grant_set(int root_fd, const char *path, gid_t gid, int perms, int flags,
               grant_report_fn report, void *arg, char *err, size_t errlen)
 {
@@ -198,7 +205,7 @@ int grant_set(int root_fd, const char *path, gid_t gid, int perms, int flags,
         snprintf(err, errlen, "%s is not a file or directory", path);
         return -EINVAL;
     }
-    if (strcmp(norm, "/") == 0) {
+    if (strcmp(norm, "/") == 0 || fstat_is_root(root_fd, &st)) {
         close(fd);
         snprintf(err, errlen, "the vault's root keeps no ACL: grant on the datasets in it");
         return -EINVAL;

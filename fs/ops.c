@@ -41,6 +41,8 @@ struct dir_handle {
 };
 
 #define XATTR_USER_PREFIX "user."
+#define XATTR_ACL_ACCESS "system.posix_acl_access"
+#define XATTR_ACL_DEFAULT "system.posix_acl_default"
 
 static struct fs_state *state(void)
 {
@@ -236,6 +238,21 @@ static void fix_size(struct stat *st, struct node *n)
 
 /* ---- attributes ---- */
 
+/*
+ * A request that is not recorded when it succeeds (a lookup, reading an attribute) is recorded
+ * when custodyfs denies it: every denial is on record.  Returns err, or -EIO when the record
+ * cannot be written.
+ */
+static int record_denial(const char *op, const char *path, int err)
+{
+    struct caller c;
+
+    caller(&c);
+    if (trail_ready() != 0)
+        return -EIO;
+    return trail_record(&c, op, path, NULL, NULL, err, NULL);
+}
+
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     const char *name;
@@ -250,7 +267,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     load_cred();
     dfd = parent_of(path, &name);
     if (dfd < 0)
-        return dfd;
+        return dfd == -EACCES ? record_denial("lookup", path, dfd) : dfd;
     rc = stat_entry(dfd, name, st);
     backing_put(root_fd(), dfd);
     if (rc == 0)
@@ -566,6 +583,22 @@ static int op_open(const char *path, struct fuse_file_info *fi)
     return handle_new(&c, "open", path, fd, fi->flags, fi);
 }
 
+/*
+ * The mode of something new in directory dfd.  The kernel leaves the caller's umask to us
+ * (FUSE_CAP_DONT_MASK): as POSIX says, it applies unless the directory has a default ACL, whose
+ * inheritance the backing filesystem then carries out.
+ */
+static mode_t new_mode(int dfd, mode_t mode)
+{
+    char proc[64];
+
+    mode &= 07777;
+    proc_path(dfd, proc, sizeof(proc));
+    if (getxattr(proc, XATTR_ACL_DEFAULT, NULL, 0) > 0)
+        return mode;
+    return mode & ~(fuse_get_context()->umask & 0777);
+}
+
 /* Owner and group for something a caller creates in directory dfd. */
 static void new_owner(int dfd, uid_t *uid, gid_t *gid)
 {
@@ -599,7 +632,7 @@ static int create_file(int dfd, const char *name, mode_t mode, int flags)
     gid_t gid;
     int fd, rc;
 
-    fd = openat(dfd, name, backing_flags(flags) | O_RDWR | O_CREAT | O_EXCL, mode & 07777);
+    fd = openat(dfd, name, backing_flags(flags) | O_RDWR | O_CREAT | O_EXCL, new_mode(dfd, mode));
     if (fd < 0)
         return errno == EEXIST && !(flags & O_EXCL) ? open_existing(dfd, name, flags, 0)
                                                     : -errno;
@@ -761,7 +794,7 @@ static int do_mkdir(int dfd, const char *name, void *arg)
 {
     int rc;
 
-    if (mkdirat(dfd, name, *(mode_t *)arg & 07777) != 0)
+    if (mkdirat(dfd, name, new_mode(dfd, *(mode_t *)arg)) != 0)
         return neg_errno();
     rc = chown_new(dfd, name);
     if (rc != 0)
@@ -789,7 +822,7 @@ static int do_mknod(int dfd, const char *name, void *arg)
 
     if (!S_ISREG(a->mode) && !S_ISFIFO(a->mode) && !S_ISSOCK(a->mode))
         return -EPERM; /* no device nodes in a vault */
-    if (mknodat(dfd, name, a->mode, 0) != 0)
+    if (mknodat(dfd, name, (a->mode & S_IFMT) | new_mode(dfd, a->mode), 0) != 0)
         return neg_errno();
     rc = chown_new(dfd, name);
     if (rc != 0)
@@ -1117,8 +1150,6 @@ static int op_statfs(const char *path, struct statvfs *sv)
 
 /* ---- extended attributes: user.* and POSIX ACLs ---- */
 
-#define XATTR_ACL_ACCESS "system.posix_acl_access"
-#define XATTR_ACL_DEFAULT "system.posix_acl_default"
 
 enum xattr_kind { XATTR_OTHER, XATTR_USER, XATTR_ACL };
 
@@ -1242,12 +1273,12 @@ static int op_getxattr(const char *path, const char *name, char *value, size_t s
     load_cred();
     fd = xattr_target(path, proc, sizeof(proc), &st);
     if (fd < 0)
-        return fd;
+        return fd == -EACCES ? record_denial("getxattr", path, fd) : fd;
     n = kind == XATTR_USER ? access_check(&req_cred, fd, &st, ACCESS_R, NULL, 0) : 0;
     if (n == 0 && (n = getxattr(proc, name, value, size)) < 0)
         n = neg_errno();
     close(fd);
-    return (int)n;
+    return n == -EACCES ? record_denial("getxattr", path, -EACCES) : (int)n;
 }
 
 /* Keep only the names custodyfs serves in a listxattr buffer; returns the new length. */
@@ -1327,6 +1358,8 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->nullpath_ok = 1;      /* operations on open files come by handle */
     cfg->hard_remove = 0;      /* an open file unlinked keeps a hidden name until closed */
     conn->max_write = 1u << 20;
+    if (conn->capable & FUSE_CAP_DONT_MASK)
+        conn->want |= FUSE_CAP_DONT_MASK; /* the umask is applied in new_mode() */
     return fuse_get_context()->private_data;
 }
 
