@@ -42,75 +42,9 @@ USERS_PLAN=(
     adm:aclm-adm:3005:3100:aclm-admin
     out:aclm-out:3006:100:
 )
-declare -a CREATED_USERS=() CREATED_GROUPS=()
-
-acct_cleanup() {
-    local u i
-    for u in "${CREATED_USERS[@]}"; do
-        userdel "$u" >/dev/null 2>&1 || echo "# WARNING: userdel $u failed" >&2
-    done
-    for ((i = ${#CREATED_GROUPS[@]} - 1; i >= 0; i--)); do
-        groupdel "${CREATED_GROUPS[$i]}" >/dev/null 2>&1 \
-            || echo "# WARNING: groupdel ${CREATED_GROUPS[$i]} failed" >&2
-    done
-    CREATED_USERS=()
-    CREATED_GROUPS=()
-}
-
-# Unmount (so that nothing of ours runs as those users), remove the accounts, then lib.sh's
-# cleanup (which reports and exits with the script's status).
-_t1100_exit() {
-    local rc=$? m
-    for m in "${MOUNTED[@]}"; do
-        mountinfo_has "$m" && fusermount3 -u "$m" 2>/dev/null
-    done
-    acct_cleanup
-    (exit "$rc")
-    _cleanup
-}
-trap _t1100_exit EXIT
-
-acct_create() {
-    local spec g gid name uid pg sup entry
-    # leftovers of an aborted run of this very script (marked by their GECOS) go first
-    for spec in "${USERS_PLAN[@]}"; do
-        IFS=: read -r _ name uid pg sup <<< "$spec"
-        entry=$(getent passwd "$name")
-        if [ -n "$entry" ]; then
-            [ "$(echo "$entry" | cut -d: -f5)" = "$ACCT_MARK" ] \
-                || bail "user $name exists and is not this test's: not touching it"
-            userdel "$name" || bail "cannot remove the leftover user $name"
-        fi
-        getent passwd "$uid" >/dev/null && bail "uid $uid is taken: not touching it"
-    done
-    for spec in "${GROUPS_PLAN[@]}"; do
-        IFS=: read -r g gid <<< "$spec"
-        entry=$(getent group "$g")
-        if [ -n "$entry" ]; then
-            [ "$(echo "$entry" | cut -d: -f3)" = "$gid" ] || bail "group $g exists with another gid"
-            groupdel "$g" || bail "cannot remove the leftover group $g"
-        fi
-        getent group "$gid" >/dev/null && bail "gid $gid is taken: not touching it"
-    done
-    for spec in "${GROUPS_PLAN[@]}"; do
-        IFS=: read -r g gid <<< "$spec"
-        groupadd -g "$gid" "$g" || bail "groupadd $g failed"
-        CREATED_GROUPS+=("$g")
-    done
-    for spec in "${USERS_PLAN[@]}"; do
-        IFS=: read -r _ name uid pg sup <<< "$spec"
-        useradd -M -N -u "$uid" -g "$pg" ${sup:+-G "$sup"} -c "$ACCT_MARK" -s /usr/sbin/nologin \
-            -d /nonexistent "$name" || bail "useradd $name failed"
-        CREATED_USERS+=("$name")
-    done
-}
+ACCT_KEYED=1
+. "$(dirname "$0")/accounts.sh"
 acct_create
-
-# as_user NAME CMD...: run CMD as NAME with its groups from the user database.
-as_user() {
-    local n=$1; shift
-    setpriv --reuid="$n" --regid="$(id -g "$n")" --init-groups "$@"
-}
 
 # ---------------------------------------------------------------------------------------------
 # Vault with an admin group, the dataset created as root, then the grants (without a mount)
