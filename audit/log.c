@@ -45,6 +45,7 @@ struct audit_log {
     uint64_t next_ticket, committed, failed; /* tickets: committed/failed up to */
     uint64_t sync_wanted, synced;            /* tickets */
     int stop, healthy, grace_seconds;
+    int committing;                          /* a round is under way (writer or a caller) */
     int64_t unhealthy_since;
     uint64_t refused;
     char fail_reason[128];
@@ -117,13 +118,14 @@ static void qlist_free(struct qrec *q)
     }
 }
 
-/* Queue a record; caller holds mu.  Returns its ticket, or 0 when out of memory. */
-static uint64_t enqueue_locked(struct audit_log *log, struct qrec *q)
+/* Queue a record; caller holds mu.  Wakes the writer when `wake`.  Returns its ticket. */
+static uint64_t enqueue_locked(struct audit_log *log, struct qrec *q, int wake)
 {
     q->ticket = ++log->next_ticket;
     *log->qtail = q;
     log->qtail = &q->next;
-    pthread_cond_signal(&log->work);
+    if (wake)
+        pthread_cond_signal(&log->work);
     return q->ticket;
 }
 
@@ -286,7 +288,7 @@ static int adopt_tail(struct audit_log *log)
  * SQLite code; on failure the chain state is as before.
  */
 static int commit_batch(struct audit_log *log, struct qrec *batch, int recovering, int64_t since,
-                        uint64_t refused, const char *reason, int force_head)
+                        uint64_t *refused, const char *reason, int force_head)
 {
     int64_t seq0 = log->next_seq, head0 = log->last_head_seq;
     unsigned char prev0[AUDIT_HASH_SIZE];
@@ -296,8 +298,13 @@ static int commit_batch(struct audit_log *log, struct qrec *batch, int recoverin
     rc = step_reset(log->begin);
     if (rc == SQLITE_OK)
         rc = adopt_tail(log);
-    if (rc == SQLITE_OK && recovering)
-        rc = write_gap(log, since, refused, reason);
+    if (rc == SQLITE_OK && recovering) {
+        /* counted now that the database is ours: refusals up to here belong to this outage */
+        pthread_mutex_lock(&log->mu);
+        *refused = log->refused;
+        pthread_mutex_unlock(&log->mu);
+        rc = write_gap(log, since, *refused, reason);
+    }
     for (struct qrec *q = batch; q != NULL && rc == SQLITE_OK; q = q->next)
         rc = write_one(log, &q->rec);
     if (rc == SQLITE_OK && (force_head || head_due(log)))
@@ -329,6 +336,20 @@ static int sync_wal(struct audit_log *log)
 }
 
 /* ---- the writer thread ---- */
+
+static void writer_round(struct audit_log *log);
+
+/*
+ * Run one round as its leader; called and returning with mu held.  Rounds never overlap: the
+ * SQLite connection and the chain state belong to whoever holds `committing`.
+ */
+static void lead_round(struct audit_log *log)
+{
+    log->committing = 1;
+    writer_round(log);
+    log->committing = 0;
+    pthread_cond_broadcast(&log->done);
+}
 
 static void wait_ms(struct audit_log *log, int64_t ms)
 {
@@ -389,7 +410,7 @@ static void mark_unhealthy(struct audit_log *log, int rc)
 static void writer_round(struct audit_log *log)
 {
     struct qrec *batch = log->qhead;
-    uint64_t last = log->next_ticket, refused = log->refused, want_sync = log->sync_wanted;
+    uint64_t last = log->next_ticket, refused = 0, want_sync = log->sync_wanted;
     int recovering = !log->healthy, due = head_due(log) || log->stop, rc;
     int64_t since = log->unhealthy_since;
     char reason[128];
@@ -398,7 +419,7 @@ static void writer_round(struct audit_log *log)
     log->qhead = NULL;
     log->qtail = &log->qhead;
     pthread_mutex_unlock(&log->mu);
-    rc = commit_batch(log, batch, recovering, since, refused, reason, due);
+    rc = commit_batch(log, batch, recovering, since, &refused, reason, due);
     if (rc == SQLITE_OK && log->last_head_seq == log->next_seq - 1)
         log->last_head_mono = mono_ns();
     if (rc == SQLITE_OK && want_sync > log->synced && sync_wal(log) != 0)
@@ -439,9 +460,13 @@ static void *writer_main(void *arg)
                 mono_ns() > deadline)
                 break;
         }
+        if (log->committing) { /* a caller is committing: wait for it */
+            pthread_cond_wait(&log->done, &log->mu);
+            continue;
+        }
         if (log->qhead != NULL || !log->healthy || log->sync_wanted > log->synced ||
             head_due(log) || log->stop)
-            writer_round(log);
+            lead_round(log);
         if (!log->healthy)
             wait_ms(log, RETRY_MS);
         else if (log->qhead == NULL && !log->stop && log->sync_wanted <= log->synced)
@@ -453,10 +478,19 @@ static void *writer_main(void *arg)
 
 /* ---- public ---- */
 
+/*
+ * Wait until ticket t is committed or has failed.  When no round is under way the caller runs
+ * one itself (for everything queued so far): a lone caller then commits without two thread
+ * switches, and callers arriving meanwhile share the next round (group commit).
+ */
 static int wait_ticket(struct audit_log *log, uint64_t t)
 {
-    while (log->committed < t && log->failed < t)
-        pthread_cond_wait(&log->done, &log->mu);
+    while (log->committed < t && log->failed < t) {
+        if (!log->committing && log->healthy && log->qhead != NULL)
+            lead_round(log);
+        else
+            pthread_cond_wait(&log->done, &log->mu);
+    }
     return log->committed >= t ? 0 : -EIO;
 }
 
@@ -468,7 +502,7 @@ int audit_append(struct audit_log *log, const struct audit_record *rec)
     if (q == NULL)
         return -EIO;
     pthread_mutex_lock(&log->mu);
-    rc = wait_ticket(log, enqueue_locked(log, q));
+    rc = wait_ticket(log, enqueue_locked(log, q, 0));
     pthread_mutex_unlock(&log->mu);
     return rc;
 }
@@ -480,7 +514,7 @@ int audit_submit(struct audit_log *log, const struct audit_record *rec)
     if (q == NULL)
         return -ENOMEM;
     pthread_mutex_lock(&log->mu);
-    enqueue_locked(log, q);
+    enqueue_locked(log, q, 1);
     pthread_mutex_unlock(&log->mu);
     return 0;
 }
@@ -722,6 +756,7 @@ static int open_db(struct audit_log *log, char *err, size_t errlen)
 int audit_open(const struct audit_config *cfg, struct audit_log **out, char *err, size_t errlen)
 {
     struct audit_log *log = calloc(1, sizeof(*log));
+    uint64_t no_refusals = 0;
 
     *out = NULL;
     if (log == NULL || (log->db_path = strdup(cfg->db_path)) == NULL) {
@@ -749,7 +784,7 @@ int audit_open(const struct audit_config *cfg, struct audit_log **out, char *err
         goto fail;
     }
     /* Sign what a killed daemon left unsigned, so that the chain goes on from a signed head. */
-    if (commit_batch(log, NULL, 0, 0, 0, "", 1) != SQLITE_OK) {
+    if (commit_batch(log, NULL, 0, 0, &no_refusals, "", 1) != SQLITE_OK) {
         snprintf(err, errlen, "cannot write the audit log %s: %s", log->db_path,
                  sqlite3_errmsg(log->db));
         goto fail;
