@@ -218,6 +218,22 @@ static int hex_exact(const char *hex, unsigned char *out, size_t n)
                : -1;
 }
 
+/*
+ * One head has one spelling: the line must be exactly what audit_head_format() writes (single
+ * spaces, lower-case hex, plain decimals), trailing white space aside.  scanf alone would also
+ * take signs, leading zeros, other blanks, missing separators and out-of-range numbers.
+ */
+static int canonical(const struct audit_head *h, const char *line)
+{
+    char again[AUDIT_HEAD_LINE_MAX];
+    size_t n = strlen(line);
+
+    while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\n' ||
+                     line[n - 1] == '\r'))
+        n--;
+    return audit_head_format(h, again, sizeof(again)) == (int)n && memcmp(again, line, n) == 0;
+}
+
 int audit_head_parse(const char *line, struct audit_head *h)
 {
     char tag[16], id[40], hash[72], pk[72], sig[136];
@@ -235,5 +251,5 @@ int audit_head_parse(const char *line, struct audit_head *h)
         hex_exact(hash, h->hash, AUDIT_HASH_SIZE) != 0 ||
         hex_exact(pk, h->pk, AUDIT_PK_SIZE) != 0 || hex_exact(sig, h->sig, AUDIT_SIG_SIZE) != 0)
         return -1;
-    return 0;
+    return canonical(h, line) ? 0 : -1;
 }
