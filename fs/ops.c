@@ -189,6 +189,8 @@ static int open_want(int flags)
     return want;
 }
 
+static int is_hidden_name(const char *path);
+
 /* The path to record: the request's, or (for requests by handle) the one it was opened as. */
 static const char *rpath(const char *path, const struct fuse_file_info *fi)
 {
@@ -575,6 +577,11 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         close(fd);
         fd = rc;
     }
+    /* The kernel opens by a name it looked up; if that was a file since replaced and closed
+     * everywhere (its hidden name is gone), ESTALE makes the kernel look the name up again and
+     * open what is there now, as a local filesystem would. */
+    if (fd == -ENOENT && is_hidden_name(path))
+        fd = -ESTALE;
     if (fd < 0) {
         char detail[64];
         open_detail(fi->flags, detail, sizeof(detail));
