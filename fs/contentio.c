@@ -76,14 +76,38 @@ static int block_load(struct node *n, int fd, uint64_t b, size_t plen, unsigned 
     return rc != 0 ? rc : block_open(n, b, sealed, plen, out, bad_block);
 }
 
+/*
+ * Before a write that makes the backing file longer, reserve the space it needs, so that a full
+ * disk fails the operation before anything is overwritten (the last block of a file is rewritten
+ * in place when the file grows: a half-done write there would destroy acknowledged data).
+ * [from, to) are backing offsets; what lies inside the file's current size is already there.
+ */
+static int reserve(struct node *n, int fd, uint64_t from, uint64_t to)
+{
+    uint64_t end = content_cipher_size(node_conf()->cipher, n->size);
+
+    if (from < end)
+        from = end;
+    if (to <= from)
+        return 0;
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
+        return 0;
+    return errno == EOPNOTSUPP ? 0 : -errno; /* a filesystem that cannot reserve: write anyway */
+}
+
 /* Seal plen bytes as block b and write it. */
 static int block_store(struct node *n, int fd, uint64_t b, const unsigned char *plain,
                        size_t plen)
 {
     unsigned char sealed[CONTENT_MAX_SEALED_BLOCK];
 
+    uint64_t off = content_block_offset(node_conf()->cipher, b);
+    int rc = reserve(n, fd, off, off + plen + overhead());
+
+    if (rc != 0)
+        return rc;
     content_block_seal(n->cf, b, plain, plen, sealed);
-    return backing_pwrite_full(fd, sealed, plen + overhead(), content_block_offset(node_conf()->cipher, b));
+    return backing_pwrite_full(fd, sealed, plen + overhead(), off);
 }
 
 /* Re-seal block b, now old_len bytes, as new_len bytes (zero-extended or cut). */
@@ -217,8 +241,12 @@ static int write_blocks(struct node *n, int fd, const char *buf, size_t len, uin
             pos += plen + overhead();
         }
     }
-    if (rc == 0)
-        rc = backing_pwrite_full(fd, sealed, pos, content_block_offset(node_conf()->cipher, first));
+    if (rc == 0) {
+        uint64_t start = content_block_offset(node_conf()->cipher, first);
+        rc = reserve(n, fd, start, start + pos);
+        if (rc == 0)
+            rc = backing_pwrite_full(fd, sealed, pos, start);
+    }
     memset(tmp, 0, sizeof(tmp));
     free(sealed);
     return rc;
@@ -358,17 +386,17 @@ int contentio_allocate(struct node *n, int fd, uint64_t off, uint64_t len, uint6
 
     pthread_rwlock_wrlock(&n->lock);
     rc = node_ensure_header(n, fd);
+    /* allocate first: on a full disk nothing changes */
+    from = content_block_offset(cipher, off / BS);
+    to = content_cipher_size(cipher, end);
+    if (rc == 0 && to > from &&
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) != 0 &&
+        errno != EOPNOTSUPP)
+        rc = -errno;
     if (rc == 0 && end > n->size) {
         rc = grow(n, fd, end, bad_block);
         if (rc == 0)
             n->size = end;
-    }
-    from = content_block_offset(cipher, off / BS);
-    to = content_cipher_size(cipher, n->size);
-    if (rc == 0 && to > from) {
-        if (fallocate(fd, 0, (off_t)from,
-                      (off_t)(min_u64(content_cipher_size(cipher, end), to) - from)) != 0)
-            rc = errno == EOPNOTSUPP ? 0 : -errno; /* cannot reserve: the file is still right */
     }
     pthread_rwlock_unlock(&n->lock);
     return rc;

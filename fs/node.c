@@ -141,6 +141,8 @@ int node_get(int fd, int writable, struct node **out)
     *out = NULL;
     if (fstat(fd, &st) != 0)
         return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL; /* content lives in regular files only */
     n = table_ref(st.st_dev, st.st_ino);
     if (n == NULL)
         return -ENOMEM;

@@ -78,10 +78,18 @@ static void caller(struct caller *c)
  */
 static _Thread_local struct cred req_cred;
 
+/*
+ * The path op_release just closed, for libfuse's own clean-up that follows on the same thread:
+ * the unlink of that hidden name (a file unlinked while open, at its last close).  Any other
+ * unlink of a hidden name is an ordinary, checked and recorded, unlink.
+ */
+static _Thread_local char released[PATH_MAX];
+
 static void load_cred(void)
 {
     const struct fuse_context *ctx = fuse_get_context();
 
+    released[0] = '\0';
     cred_load(&req_cred, ctx->uid, ctx->gid, ctx->pid);
 }
 
@@ -175,6 +183,44 @@ static int open_checked(const char *path, int flags)
         fd = -errno;
     backing_put(root_fd(), dfd);
     return fd;
+}
+
+/* A path that reaches the very inode open as fd (for calls that take no descriptor). */
+static void proc_path(int fd, char *buf, size_t len)
+{
+    snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/*
+ * Reopen an O_PATH descriptor of a regular file with `flags` (through /proc, so it is the very
+ * inode that was checked); anything else - a device or FIFO planted in the backing directory - is
+ * never opened for I/O.  Consumes pfd.  Returns a descriptor or a negative errno.
+ */
+static int reopen_regular(int pfd, int flags)
+{
+    char proc[64];
+    struct stat st;
+    int fd;
+
+    if (fstat(pfd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fd = S_ISDIR(st.st_mode) ? -EISDIR : S_ISLNK(st.st_mode) ? -ELOOP : -EINVAL;
+        close(pfd);
+        return fd;
+    }
+    proc_path(pfd, proc, sizeof(proc));
+    fd = open(proc, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+    if (fd < 0)
+        fd = -errno;
+    close(pfd);
+    return fd;
+}
+
+/* Open the regular file at path for I/O once search permission on the way is checked. */
+static int open_regular(const char *path, int flags)
+{
+    int pfd = open_checked(path, O_PATH | O_NOFOLLOW);
+
+    return pfd < 0 ? pfd : reopen_regular(pfd, flags);
 }
 
 /* Access bits an open with these flags asks for. */
@@ -292,10 +338,6 @@ static int open_path_nofollow(const char *path)
     return fd;
 }
 
-static void proc_path(int fd, char *buf, size_t len)
-{
-    snprintf(buf, len, "/proc/self/fd/%d", fd);
-}
 
 static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi, struct stat *old)
 {
@@ -475,7 +517,7 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     } else if (fi != NULL) {
         n = fh(fi)->node;
         rc = contentio_truncate(n, fh(fi)->fd, (uint64_t)size, &bad);
-    } else if ((fd = open_checked(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK)) < 0) {
+    } else if ((fd = open_regular(path, O_RDWR | O_NONBLOCK)) < 0) {
         rc = fd;
     } else if ((rc = check_fd(fd, ACCESS_W)) == 0 && (rc = node_get(fd, 1, &n)) == 0) {
         rc = contentio_truncate(n, fd, (uint64_t)size, &bad);
@@ -572,7 +614,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 
     if (rc != 0)
         return rc;
-    fd = open_checked(path, backing_flags(fi->flags));
+    fd = open_regular(path, backing_flags(fi->flags));
     if (fd >= 0 && (rc = check_fd(fd, open_want(fi->flags))) != 0) {
         close(fd);
         fd = rc;
@@ -621,10 +663,13 @@ static void new_owner(int dfd, uid_t *uid, gid_t *gid)
 /* Open an existing entry for an O_CREAT open; `denied` is the answer when it does not exist. */
 static int open_existing(int dfd, const char *name, int flags, int denied)
 {
-    int rc, fd = openat(dfd, name, backing_flags((flags & ~O_ACCMODE) | O_RDWR));
+    int rc, fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
     if (fd < 0)
         return errno == ENOENT && denied != 0 ? denied : -errno;
+    fd = reopen_regular(fd, backing_flags((flags & ~O_ACCMODE) | O_RDWR));
+    if (fd < 0)
+        return fd;
     if ((rc = check_fd(fd, open_want(flags))) != 0) {
         close(fd);
         return rc;
@@ -756,8 +801,8 @@ static int op_flush(const char *path, struct fuse_file_info *fi)
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
-    (void)path;
     handle_free(fh(fi));
+    snprintf(released, sizeof(released), "%s", path != NULL ? path : "");
     return 0;
 }
 
@@ -913,9 +958,10 @@ static int op_unlink(const char *path)
     const char *name;
     int flags = 0, rc, dfd;
 
-    if (!is_hidden_name(path))
+    if (!is_hidden_name(path) || strcmp(path, released) != 0)
         return at_parent("unlink", path, NULL, NULL, do_unlink, &flags);
     /* the last close of a file unlinked while open: recorded, and checked, at its unlink */
+    released[0] = '\0';
     dfd = backing_parent(root_fd(), path, &name);
     if (dfd < 0)
         return dfd;
