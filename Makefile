@@ -32,7 +32,7 @@ CTL_OBJ    := $(call obj,$(CTL_SRC))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps install asan check unit integration difftest demo clean
+.PHONY: all deps install asan check unit integration difftest demo clean fuzz fuzz-check
 
 all: $(BUILD)/custodyfs $(BUILD)/custodyctl $(BUILD)/difftest
 
@@ -82,7 +82,16 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo
 
+# Fuzzing (tests/fuzz/): libFuzzer targets built with clang into build-fuzz/.
+# `make fuzz SECONDS=600` runs each target that long; make check runs each for 10 s.
+SECONDS ?= 60
+fuzz:
+	@tests/fuzz/run.sh $(SECONDS)
+
+fuzz-check:
+	@FUZZ_JOBS=2 tests/fuzz/run.sh 10
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz tests/fuzz/corpus
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

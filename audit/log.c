@@ -258,8 +258,7 @@ static int adopt_tail(struct audit_log *log)
 
     sqlite3_bind_int64(log->tail, 1, expect);
     while (rc == SQLITE_OK && sqlite3_step(log->tail) == SQLITE_ROW) {
-        audit_row_to_record(log->tail, &r);
-        if (r.seq != expect) {
+        if (!audit_row_to_record(log->tail, &r) || r.seq != expect) {
             rc = SQLITE_CORRUPT;
         } else if (first && log->next_seq > 1) {
             if (memcmp(r.hash, log->prev, AUDIT_HASH_SIZE) != 0)
@@ -647,7 +646,12 @@ static int recover_tail(struct audit_log *log, char *err, size_t errlen)
                                      "ORDER BY seq", -1, &st, NULL);
     sqlite3_bind_int64(st, 1, expect);
     while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        audit_row_to_record(st, &r);
+        if (!audit_row_to_record(st, &r)) {
+            snprintf(err, errlen, "record %" PRId64 " of the audit log is stored in altered form: run "
+                                  "'custodyctl verify' and keep the log as evidence", r.seq);
+            rc = SQLITE_CORRUPT;
+            break;
+        }
         if (r.seq == expect && head_seq >= 2 && expect == head_seq - 1) {
             memcpy(log->prev, r.hash, AUDIT_HASH_SIZE); /* vouched for by the head's hash */
         } else {

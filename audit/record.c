@@ -118,11 +118,33 @@ static const char *col_str(sqlite3_stmt *st, int i)
     return (const char *)sqlite3_column_text(st, i); /* NULL for SQL NULL */
 }
 
-void audit_row_to_record(sqlite3_stmt *st, struct audit_record *r)
+/* Is column i stored as the writer stores it?  kind: 'i' integer, 's' text; nullable or not. */
+static int col_canonical(sqlite3_stmt *st, int i, char kind, int nullable)
 {
+    int t = sqlite3_column_type(st, i);
+
+    if (t == SQLITE_NULL)
+        return nullable;
+    if (kind == 'i')
+        return t == SQLITE_INTEGER;
+    if (t != SQLITE_TEXT)
+        return 0;
+    /* no NUL inside: the bytes stored are exactly the string hashed */
+    return (size_t)sqlite3_column_bytes(st, i) == strlen((const char *)sqlite3_column_text(st, i));
+}
+
+int audit_row_to_record(sqlite3_stmt *st, struct audit_record *r)
+{
+    /* the columns of AUDIT_COLUMNS but the hash: seq, time_ns, uid, user, gid, pid, ppid,
+     * pstart, process, exe, op, path, path2, file_id, result, bytes, ranges, detail */
+    static const char kinds[] = "iiisiiiisssssssiss";
+    static const char nullable[] = "001111111101110111";
     const void *h;
+    int ok = 1;
 
     memset(r, 0, sizeof(*r));
+    for (int i = 0; i < 18 && ok; i++)
+        ok = col_canonical(st, i, kinds[i], nullable[i] == '1');
     r->seq = sqlite3_column_int64(st, 0);
     r->time_ns = sqlite3_column_int64(st, 1);
     r->uid = col_int(st, 2);
@@ -142,10 +164,14 @@ void audit_row_to_record(sqlite3_stmt *st, struct audit_record *r)
     r->ranges = col_str(st, 16);
     r->detail = col_str(st, 17);
     h = sqlite3_column_blob(st, 18);
-    if (h != NULL && sqlite3_column_bytes(st, 18) == AUDIT_HASH_SIZE)
+    if (sqlite3_column_type(st, 18) == SQLITE_BLOB && h != NULL &&
+        sqlite3_column_bytes(st, 18) == AUDIT_HASH_SIZE) {
         memcpy(r->hash, h, AUDIT_HASH_SIZE);
-    else
+    } else {
         memset(r->hash, 0xff, AUDIT_HASH_SIZE); /* a malformed hash never matches */
+        ok = 0;
+    }
+    return ok;
 }
 
 int64_t audit_now_ns(void)

@@ -21,8 +21,14 @@ void audit_record_hash(const unsigned char prev[AUDIT_HASH_SIZE], const struct a
 #define AUDIT_HEAD_MSG_SIZE (18 + AUDIT_ID_SIZE + 8 + AUDIT_HASH_SIZE + 8)
 void audit_head_message(const struct audit_head *h, unsigned char msg[AUDIT_HEAD_MSG_SIZE]);
 
-/* Read one row of "SELECT " AUDIT_COLUMNS into rec (strings point into the statement). */
-void audit_row_to_record(sqlite3_stmt *st, struct audit_record *rec);
+/*
+ * Read one row of "SELECT " AUDIT_COLUMNS into rec (strings point into the statement).  Returns
+ * 1 when the row is stored exactly as the writer stores it (integers as INTEGER, strings as TEXT
+ * without NUL bytes, the hash as a 32-byte BLOB, NULL only where a field may be absent), else 0:
+ * the hash covers the decoded values, so a row rewritten with other SQL types would decode to
+ * the same record while answering queries differently.
+ */
+int audit_row_to_record(sqlite3_stmt *st, struct audit_record *rec);
 
 /* Schema. */
 extern const char audit_schema_sql[];

@@ -332,7 +332,11 @@ static int walk_records(sqlite3 *db, struct walk *w, int64_t total, audit_progre
 
     while (rc == SQLITE_OK && verdict == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
-        audit_row_to_record(st, &r);
+        if (!audit_row_to_record(st, &r)) {
+            verdict = bad(w, r.seq, "record %" PRId64 " is stored with altered column types or "
+                                    "bytes: it was rewritten", r.seq);
+            break;
+        }
         if (r.op == NULL || r.result == NULL) {
             verdict = bad(w, r.seq, "record %" PRId64 " lacks its operation or result", r.seq);
             break;
