@@ -326,18 +326,8 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 /* Open the final component as O_PATH without following it.  Returns fd or -errno. */
 static int open_path_nofollow(const char *path)
 {
-    const char *name;
-    int fd, dfd = parent_of(path, &name);
-
-    if (dfd < 0)
-        return dfd;
-    fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        fd = neg_errno();
-    backing_put(root_fd(), dfd);
-    return fd;
+    return open_checked(path, O_PATH | O_NOFOLLOW);
 }
-
 
 static int do_chmod(const char *path, mode_t mode, struct fuse_file_info *fi, struct stat *old)
 {
