@@ -79,44 +79,12 @@ int cred_in_group(const struct cred *c, gid_t g)
     return 0;
 }
 
-/* Supplementary groups from the "Groups:" line of /proc/PID/status. */
-static void load_groups(struct cred *c, pid_t pid)
-{
-    char path[64], buf[8192], *p;
-    ssize_t n;
-    int fd;
-
-    c->ngroups = 0;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = '\0';
-    p = strstr(buf, "\nGroups:");
-    if (p == NULL)
-        return;
-    p += sizeof("\nGroups:") - 1;
-    while (c->ngroups < ACCESS_MAX_GROUPS) {
-        char *end;
-        unsigned long g = strtoul(p, &end, 10);
-        if (end == p)
-            break;
-        c->groups[c->ngroups++] = (gid_t)g;
-        p = end;
-    }
-}
-
-void cred_load(struct cred *c, uid_t uid, gid_t gid, pid_t pid)
+void cred_set(struct cred *c, uid_t uid, gid_t gid, const gid_t *groups, int ngroups)
 {
     c->uid = uid;
     c->gid = gid;
-    c->ngroups = 0;
-    if (pid > 0)
-        load_groups(c, pid);
+    c->ngroups = ngroups < 0 ? 0 : ngroups > ACCESS_MAX_GROUPS ? ACCESS_MAX_GROUPS : ngroups;
+    memcpy(c->groups, groups, (size_t)c->ngroups * sizeof(gid_t));
     c->admin = uid == 0 || (admin_gid != (gid_t)-1 && cred_in_group(c, admin_gid));
 }
 

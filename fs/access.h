@@ -4,7 +4,8 @@
  *
  * A role is a POSIX group; permissions are POSIX.1e ACL entries on the backing files, read with
  * libacl (a file without an ACL has the three entries its mode bits give).  A caller's
- * credentials are its uid, gid and supplementary groups, read from /proc at request time.  The
+ * credentials are its uid, gid and supplementary groups (fs/identity.h says where they come
+ * from and how fresh they are).  The
  * decision follows POSIX.1e: the owner entry for the owner, else a named-user entry (under the
  * mask), else the owning-group and named-group entries the caller is in (under the mask: any
  * that grants all of the request), else other.  Root may read and write anything and search any
@@ -22,7 +23,7 @@
 #define ACCESS_R 4
 #define ACCESS_W 2
 #define ACCESS_X 1
-#define ACCESS_MAX_GROUPS 256
+#define ACCESS_MAX_GROUPS 256       /* = IDENTITY_MAX_GROUPS */
 
 struct cred {
     uid_t uid;
@@ -35,8 +36,8 @@ struct cred {
 /* access_set_admin_group: the vault's admin role ((gid_t)-1: root only).  Call once. */
 void access_set_admin_group(gid_t gid);
 
-/* cred_load: credentials of process `pid` running as uid/gid (groups from /proc). */
-void cred_load(struct cred *c, uid_t uid, gid_t gid, pid_t pid);
+/* cred_set: credentials of a caller running as uid/gid with supplementary groups[0..ngroups). */
+void cred_set(struct cred *c, uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
 
 /* cred_in_group: is g the caller's gid or one of its supplementary groups? */
 int cred_in_group(const struct cred *c, gid_t g);

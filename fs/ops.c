@@ -64,6 +64,8 @@ static int neg_errno(void)
     return -errno;
 }
 
+_Static_assert(ACCESS_MAX_GROUPS == IDENTITY_MAX_GROUPS, "one group list size");
+
 /* Who sent the current request. */
 static void caller(struct caller *c)
 {
@@ -74,7 +76,8 @@ static void caller(struct caller *c)
 
 /*
  * The credentials of the request this thread serves: every request runs start to end on one
- * thread, so they are loaded once at its start (load_cred()) and used by the checks below.
+ * thread, so they are loaded once at its start (load_cred() or begin()) and used by the checks
+ * below.
  */
 static _Thread_local struct cred req_cred;
 
@@ -85,19 +88,27 @@ static _Thread_local struct cred req_cred;
  */
 static _Thread_local char released[PATH_MAX];
 
-static void load_cred(void)
+/* Load req_cred and, when c is not NULL, identify the caller (one identity lookup). */
+static void load_request(struct caller *c)
 {
     const struct fuse_context *ctx = fuse_get_context();
+    gid_t groups[IDENTITY_MAX_GROUPS];
+    int ngroups;
 
     released[0] = '\0';
-    cred_load(&req_cred, ctx->uid, ctx->gid, ctx->pid);
+    caller_lookup(ctx->uid, ctx->gid, ctx->pid, c, groups, &ngroups);
+    cred_set(&req_cred, ctx->uid, ctx->gid, groups, ngroups);
+}
+
+static void load_cred(void)
+{
+    load_request(NULL);
 }
 
 /* Start an audited operation: identify the caller; -EIO when the log cannot take records. */
 static int begin(struct caller *c)
 {
-    caller(c);
-    load_cred();
+    load_request(c);
     return trail_ready();
 }
 
