@@ -33,6 +33,18 @@ struct tally {
 };
 
 static struct audit_log *trail_log;
+
+/*
+ * A benchmark-only build (make bench: -DCUSTODY_BENCH_NOAUDIT) measures what auditing costs by
+ * building and then dropping every record.  The shipped daemon has no such switch.
+ */
+#ifdef CUSTODY_BENCH_NOAUDIT
+static int log_append(const struct audit_record *r) { (void)r; return 0; }
+static int log_submit(const struct audit_record *r) { (void)r; return 0; }
+#else
+static int log_append(const struct audit_record *r) { return audit_append(trail_log, r); }
+static int log_submit(const struct audit_record *r) { return audit_submit(trail_log, r); }
+#endif
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t list_cond = PTHREAD_COND_INITIALIZER;
 static struct tally *live;
@@ -83,7 +95,7 @@ int trail_record(const struct caller *c, const char *op, const char *path, const
 
     fill_record(&r, c, op, path, id_hex(file_id, id, sizeof(id)), err, detail);
     r.path2 = path2;
-    return audit_append(trail_log, &r) == 0 ? err : -EIO;
+    return log_append(&r) == 0 ? err : -EIO;
 }
 
 void trail_event(const struct caller *c, const char *op, const char *path,
@@ -93,7 +105,7 @@ void trail_event(const struct caller *c, const char *op, const char *path,
     struct audit_record r;
 
     fill_record(&r, c, op, path, id_hex(file_id, id, sizeof(id)), err, detail);
-    audit_submit(trail_log, &r);
+    log_submit(&r);
 }
 
 int trail_sync(void)
@@ -198,7 +210,7 @@ int tally_flush(struct tally *t, int wait)
         r.bytes = (int64_t)io->bytes;
         ranges_text(io, ranges, sizeof(ranges));
         r.ranges = ranges;
-        if ((wait ? audit_append(trail_log, &r) : audit_submit(trail_log, &r)) != 0)
+        if ((wait ? log_append(&r) : log_submit(&r)) != 0)
             rc = -EIO;
         memset(io, 0, sizeof(*io));
     }
