@@ -30,6 +30,12 @@ void audit_head_message(const struct audit_head *h, unsigned char msg[AUDIT_HEAD
  */
 int audit_row_to_record(sqlite3_stmt *st, struct audit_record *rec);
 
+/*
+ * audit_verify() checks a log of at least this many records in two parts at once (verify.c).
+ * Tests lower it to run every tamper case through the split.
+ */
+extern int64_t audit_verify_split_from;
+
 /* Schema. */
 extern const char audit_schema_sql[];
 #define AUDIT_SCHEMA_VERSION "1"

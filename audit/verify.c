@@ -5,6 +5,7 @@
 #include "audit/record_int.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -44,7 +45,8 @@ static sqlite3 *open_immutable(const char *db_path, char *err, size_t errlen)
         return NULL;
     }
     if (file_uri(db_path, uri, sizeof(uri)) != 0 ||
-        sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+        sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open the audit log %s: %s", db_path,
                  db != NULL ? sqlite3_errmsg(db) : "path too long");
         sqlite3_close(db);
@@ -62,7 +64,9 @@ static sqlite3 *open_ro(const char *db_path, char *err, size_t errlen)
         snprintf(err, errlen, "no audit log at %s", db_path);
         return NULL;
     }
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    /* one thread uses the connection: no SQLite mutex on every call */
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
         snprintf(err, errlen, "cannot open the audit log %s: %s", db_path,
                  db != NULL ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
@@ -287,18 +291,6 @@ static int check_end(struct walk *w)
     return 0;
 }
 
-static int64_t count_records(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t n = 0;
-
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM records", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
-
 static int check_vault(sqlite3 *db, const unsigned char *vault_id, struct walk *w)
 {
     char id[2 * AUDIT_ID_SIZE + 1];
@@ -322,14 +314,38 @@ static int check_vault(sqlite3 *db, const unsigned char *vault_id, struct walk *
     return ok ? 0 : bad(w, 0, "the audit log does not belong to this vault");
 }
 
-static int walk_records(sqlite3 *db, struct walk *w, int64_t total, audit_progress_fn progress,
-                        void *arg)
+/* Progress over every part of a verification. */
+struct progress {
+    pthread_mutex_t mu;
+    int64_t done, total;
+    audit_progress_fn fn;
+    void *arg;
+};
+
+static void progress_add(struct progress *p, int64_t n)
+{
+    if (p->fn == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->done += n;
+    p->fn(p->done, p->total, p->arg);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Walk the records lo..hi (inclusive) in order. */
+static int walk_records(sqlite3 *db, struct walk *w, int64_t lo, int64_t hi,
+                        struct progress *prog)
 {
     sqlite3_stmt *st = NULL;
     struct audit_record r;
-    int rc = sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS " FROM records ORDER BY seq", -1,
-                                &st, NULL), verdict = 0;
+    int64_t reported = 0;
+    int rc = sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS " FROM records WHERE seq >= ? AND "
+                                    "seq <= ? ORDER BY seq", -1, &st, NULL), verdict = 0;
 
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, lo);
+        sqlite3_bind_int64(st, 2, hi);
+    }
     while (rc == SQLITE_OK && verdict == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         rc = SQLITE_OK;
         if (!audit_row_to_record(st, &r)) {
@@ -344,8 +360,10 @@ static int walk_records(sqlite3 *db, struct walk *w, int64_t total, audit_progre
         verdict = check_record(w, &r);
         track_tail(w, &r);
         w->res->records++;
-        if (progress != NULL && (w->res->records & 0xffff) == 0)
-            progress(w->res->records, total, arg);
+        if ((w->res->records & 0xffff) == 0) {
+            progress_add(prog, w->res->records - reported);
+            reported = w->res->records;
+        }
     }
     if (rc != SQLITE_OK && rc != SQLITE_DONE && verdict == 0) {
         snprintf(w->res->why, sizeof(w->res->why), "cannot read the audit log: %s",
@@ -353,9 +371,142 @@ static int walk_records(sqlite3 *db, struct walk *w, int64_t total, audit_progre
         verdict = -1;
     }
     sqlite3_finalize(st);
-    if (progress != NULL)
-        progress(w->res->records, total, arg);
+    progress_add(prog, w->res->records - reported);
     return verdict;
+}
+
+/*
+ * Every record is checked against the stored hash of the one before it, so the log splits into
+ * parts checked at once, on their own connections: part 2 starts from the stored hash of the
+ * last record of part 1, which part 1 checks.  Worth a thread from this many records on.
+ */
+int64_t audit_verify_split_from = 100000;
+
+struct part {
+    const char *db_path;
+    struct walk w;
+    struct audit_verify_result res;
+    int64_t lo, hi;
+    unsigned char start_prev[AUDIT_HASH_SIZE];   /* stored hash of record lo - 1 */
+    int have_start;
+    struct progress *prog;
+    int verdict;
+};
+
+/* The first head at or after seq. */
+static size_t head_from(const struct heads *hs, int64_t seq)
+{
+    size_t i = 0;
+
+    while (i < hs->n && hs->v[i].seq < seq)
+        i++;
+    return i;
+}
+
+/* Part 2 and later: read the stored hash of record lo - 1 in this snapshot, then walk. */
+static void *part_main(void *arg)
+{
+    struct part *p = arg;
+    struct audit_record r;
+    sqlite3_stmt *st = NULL;
+    sqlite3 *db = open_ro(p->db_path, p->res.why, sizeof(p->res.why));
+
+    p->verdict = -1;
+    if (db == NULL)
+        return NULL;
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS " FROM records WHERE seq = ?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, p->lo - 1);
+        if (sqlite3_step(st) == SQLITE_ROW && audit_row_to_record(st, &r)) {
+            memcpy(p->w.prev, r.hash, AUDIT_HASH_SIZE);
+            memcpy(p->start_prev, r.hash, AUDIT_HASH_SIZE);
+            p->have_start = 1;
+        }
+        sqlite3_finalize(st);
+        p->verdict = walk_records(db, &p->w, p->lo, p->hi, p->prog);
+    } else {
+        snprintf(p->res.why, sizeof(p->res.why), "cannot read the audit log: %s",
+                 sqlite3_errmsg(db));
+    }
+    sqlite3_close(db);
+    return NULL;
+}
+
+/*
+ * Walk the whole log: in two parts when it is long (part 1 on this connection, part 2 on a
+ * thread), then join them into w.  Returns the verdict.
+ */
+static int walk_all(sqlite3 *db, const char *db_path, struct walk *w, audit_progress_fn fn,
+                    void *arg)
+{
+    struct progress prog = {.mu = PTHREAD_MUTEX_INITIALIZER, .fn = fn, .arg = arg};
+    int64_t last = 0, split;
+    struct part p2;
+    pthread_t th;
+    int verdict;
+
+    {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT max(seq) FROM records", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            last = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    prog.total = last; /* for the progress bar: the log's own count is what is being checked */
+    if (last < audit_verify_split_from || last < 2)
+        return walk_records(db, w, INT64_MIN, INT64_MAX, &prog);
+
+    split = last / 2;
+    memset(&p2, 0, sizeof(p2));
+    p2.db_path = db_path;
+    p2.w = *w;                        /* same heads, anchor and vault */
+    p2.w.res = &p2.res;
+    p2.w.expect = split + 1;
+    p2.w.hi = head_from(&w->hs, split + 1);
+    p2.lo = split + 1;
+    p2.hi = last;
+    p2.prog = &prog;
+    if (pthread_create(&th, NULL, part_main, &p2) != 0)
+        return walk_records(db, w, INT64_MIN, INT64_MAX, &prog);
+    verdict = walk_records(db, w, INT64_MIN, split, &prog); /* a seq below 1 is out of order */
+    pthread_join(th, NULL);
+
+    /* Part 1 must have ended at split, with every head up to it matched. */
+    if (verdict == 0 && w->expect != split + 1)
+        verdict = bad(w, w->expect, "record %" PRId64 " is missing", w->expect);
+    if (verdict == 0 && w->hi < w->hs.n && w->hs.v[w->hi].seq <= split)
+        verdict = bad(w, w->hs.v[w->hi].seq, "a signed head names record %" PRId64 ", which is "
+                                             "missing", w->hs.v[w->hi].seq);
+    /* Part 2 started from the hash part 1 computed for the record before it. */
+    if (verdict == 0 && p2.verdict >= 0 &&
+        (!p2.have_start || memcmp(p2.start_prev, w->prev, AUDIT_HASH_SIZE) != 0))
+        verdict = bad(w, split, "record %" PRId64 " changed while the log was read, or does "
+                                "not match its hash", split);
+    if (verdict != 0) {
+        w->res->records += p2.res.records;
+        w->res->heads += p2.res.heads;
+        return verdict;
+    }
+    if (p2.verdict != 0) {
+        p2.res.records += w->res->records;
+        p2.res.heads += w->res->heads;
+        *w->res = p2.res;
+        return p2.verdict;
+    }
+    /* Join: part 2's position; the unsigned tail may have begun in part 1. */
+    p2.res.records += w->res->records;
+    p2.res.heads += w->res->heads;
+    *w->res = p2.res;
+    if (p2.w.hi == head_from(&w->hs, split + 1)) {     /* no head in part 2 */
+        if (w->tail_first_time != 0)
+            p2.w.tail_first_time = w->tail_first_time;
+        p2.w.tail_has_unmount |= w->tail_has_unmount;
+    }
+    p2.w.res = w->res;
+    p2.w.anchor_seen |= w->anchor_seen;
+    *w = p2.w;
+    return 0;
 }
 
 int audit_verify(const char *db_path, const unsigned char vault_id[AUDIT_ID_SIZE],
@@ -382,7 +533,7 @@ int audit_verify(const char *db_path, const unsigned char vault_id[AUDIT_ID_SIZE
                      sqlite3_errmsg(db));
             verdict = -1;
         } else {
-            verdict = walk_records(db, &w, count_records(db), progress, arg);
+            verdict = walk_all(db, db_path, &w, progress, arg);
             if (verdict == 0)
                 verdict = check_end(&w);
         }

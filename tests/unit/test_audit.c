@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "audit/audit.h"
+#include "audit/record_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1087,7 +1088,8 @@ static void test_tamper_edit_each_field(void **state)
     struct fx *f = *state;
     struct audit_head last;
     char base[300], what[128];
-    static const int64_t seqs[] = {1, 7, 10, 11, 25, 30}; /* first, inner, signed, last */
+    static const int64_t seqs[] = {1, 7, 10, 11, 15, 16, 25, 30}; /* first, inner, signed,
+                                                                   either side of the split, last */
 
     make_base(f, base, sizeof(base), &last);
     for (size_t s = 0; s < sizeof(seqs) / sizeof(seqs[0]); s++) {
@@ -1230,6 +1232,12 @@ static void test_tamper_delete_insert_swap(void **state)
             " exe, op, '/inserted', path2, file_id, result, bytes, ranges, detail, hash"
             " FROM records WHERE seq = 9");
     expect_bad(f, db, NULL, 7, "a record inserted at 7");
+    /* inserted before the first, with a sequence number below 1 */
+    db = fresh(f, base);
+    sql(db, "INSERT INTO records SELECT -5, time_ns, uid, user, gid, pid, ppid, pstart, process,"
+            " exe, op, '/before', path2, file_id, result, bytes, ranges, detail, hash"
+            " FROM records WHERE seq = 1");
+    expect_bad(f, db, NULL, -5, "a record inserted before the first");
     /* inserted after the end, with a made-up hash */
     db = fresh(f, base);
     sql(db, "INSERT INTO records SELECT 31, time_ns, uid, user, gid, pid, ppid, pstart, process,"
@@ -2035,6 +2043,24 @@ static int child_main(int argc, char **argv)
     return 101;
 }
 
+/*
+ * The same tamper cases with the log checked in two parts (records 1-15 and 16-30 at once), as
+ * audit_verify() does for long logs.
+ */
+#define SPLIT(name)                                                                          \
+    static void name##_split(void **state)                                                  \
+    {                                                                                        \
+        int64_t saved = audit_verify_split_from;                                             \
+        audit_verify_split_from = 2;                                                         \
+        name(state);                                                                         \
+        audit_verify_split_from = saved;                                                     \
+    }
+SPLIT(test_tamper_edit_each_field)
+SPLIT(test_tamper_rewrite_chain)
+SPLIT(test_tamper_delete_insert_swap)
+SPLIT(test_tamper_tail_and_heads)
+SPLIT(test_many_records_many_heads)
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -2050,6 +2076,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_tamper_rewrite_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_delete_insert_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_tail_and_heads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_edit_each_field_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_rewrite_chain_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_delete_insert_swap_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_tail_and_heads_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_records_many_heads_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_tampered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_vault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
