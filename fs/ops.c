@@ -38,6 +38,7 @@ struct dir_handle {
     struct dirent *entry;
     off_t offset;
     int is_root;
+    int may_search;            /* the opener may look entries up: listings may carry attributes */
 };
 
 #define XATTR_USER_PREFIX "user."
@@ -1123,6 +1124,7 @@ static int dir_open(const char *path, struct dir_handle *d)
         return rc;
     }
     d->is_root = path[strspn(path, "/")] == '\0';
+    d->may_search = check_fd(fd, ACCESS_X) == 0;
     return 0;
 }
 
@@ -1147,13 +1149,29 @@ static int op_opendir(const char *path, struct fuse_file_info *fi)
     return 0;
 }
 
+/*
+ * Attributes of entry `name` for a listing that asks for them (readdirplus), which spares the
+ * kernel a lookup of each entry: only when the opener may search the directory, as a lookup
+ * would need, and never for "." and "..".  Returns 0 with *st filled, or -1: a plain entry.
+ */
+static int entry_attrs(const struct dir_handle *d, enum fuse_readdir_flags flags,
+                       const char *name, struct stat *st)
+{
+    if (!(flags & FUSE_READDIR_PLUS) || !d->may_search || strcmp(name, ".") == 0 ||
+        strcmp(name, "..") == 0)
+        return -1;
+    if (stat_entry(dirfd(d->dp), name, st) != 0)
+        return -1;
+    fix_size(st, NULL);
+    return 0;
+}
+
 static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
     struct dir_handle *d = dh(fi);
 
     (void)path;
-    (void)flags;
     if (offset != d->offset) {
         seekdir(d->dp, offset);
         d->entry = NULL;
@@ -1169,11 +1187,16 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
         }
         if (!(d->is_root && backing_is_hidden(d->entry->d_name)) &&
             !is_hidden_name(d->entry->d_name)) {
-            memset(&st, 0, sizeof(st));
-            st.st_ino = d->entry->d_ino;
-            st.st_mode = (mode_t)(d->entry->d_type << 12);
-            if (filler(buf, d->entry->d_name, &st, d->entry->d_off, 0))
-                return 0;
+            if (entry_attrs(d, flags, d->entry->d_name, &st) == 0) {
+                if (filler(buf, d->entry->d_name, &st, d->entry->d_off, FUSE_FILL_DIR_PLUS))
+                    return 0;
+            } else {
+                memset(&st, 0, sizeof(st));
+                st.st_ino = d->entry->d_ino;
+                st.st_mode = (mode_t)(d->entry->d_type << 12);
+                if (filler(buf, d->entry->d_name, &st, d->entry->d_off, 0))
+                    return 0;
+            }
         }
         d->offset = d->entry->d_off;
         d->entry = NULL;

@@ -238,5 +238,22 @@ check_eq "after remount: hard link count" 2 "$(stat -c %h "$M/h2")"
 check "after remount: hard links still share data" "$PY" "$HELPERS_PY" verify "$M/hl/h3" 0 100 53
 check_eq "after remount: symlink" "target.txt|via link" "$(readlink "$M/link1")|$(cat "$M/link1" 2>&1)"
 check_eq "after remount: big directory has 2500 entries" 2500 "$(ls -A "$M/big" | wc -l)"
+# A listing hands the kernel each entry's attributes (readdirplus): they must be what a lookup
+# gives, the plaintext size among them, for files, links and directories alike.
+mkdir -p "$M/sizes/sub" && ln -sf ../target.txt "$M/sizes/link"
+for n in 0 1 4095 4096 4097 100000; do head -c "$n" /dev/urandom > "$M/sizes/f$n"; done
+sync; echo 3 > /proc/sys/vm/drop_caches
+check "a listing gives each entry the attributes a lookup gives" "$PY" -c '
+import os, sys
+d = sys.argv[1]
+listed = {e.name: e.stat(follow_symlinks=False) for e in os.scandir(d)}
+import time; time.sleep(1.2)            # past the attribute timeout: lookups again
+for name, a in listed.items():
+    b = os.lstat(os.path.join(d, name))
+    for f in ("st_mode", "st_ino", "st_size", "st_nlink", "st_uid", "st_gid", "st_mtime_ns"):
+        assert getattr(a, f) == getattr(b, f), (name, f, getattr(a, f), getattr(b, f))
+for n in (0, 1, 4095, 4096, 4097, 100000):
+    assert listed["f%d" % n].st_size == n, (n, listed["f%d" % n].st_size)
+' "$M/sizes"
 
 done_testing

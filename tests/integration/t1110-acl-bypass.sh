@@ -261,6 +261,8 @@ expect_as EACCES "aclb-out (no search on /secret): read MNT/pub/../secret/file i
 expect_as OK "aclb-rd lists /noexec (r without x on the directory)" aclb-rd \
     'assert os.listdir(argv[0]) == ["f"], os.listdir(argv[0])' "$M/noexec"
 expect_as EACCES "aclb-rd cannot read /noexec/f (no search on /noexec)" aclb-rd 'open(argv[0], "rb").read()' "$M/noexec/f"
+expect_as EACCES "aclb-rd's long listing of /noexec carries no attributes (readdirplus gives them only to who may search)" \
+    aclb-rd 'import time; time.sleep(1.2); [e.stat(follow_symlinks=False) for e in os.scandir(argv[0])]' "$M/noexec"
 prime "$M/noexec/f"
 expect_as EACCES "  ... not even with the dentry cached by root's lookup (the daemon checks the path)" aclb-rd \
     'open(argv[0], "rb").read()' "$M/noexec/f"
