@@ -28,6 +28,26 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
+/*
+ * A per-thread buffer for the sealed bytes of one request (up to max_write plus overheads), kept
+ * between requests: a fresh allocation of that size is mapped and faulted in anew each time,
+ * which cost more than the decryption.  Returns NULL when out of memory.
+ */
+static unsigned char *scratch(size_t len)
+{
+    static _Thread_local unsigned char *buf;
+    static _Thread_local size_t cap;
+
+    if (len > cap) {
+        unsigned char *p = realloc(buf, len);
+        if (p == NULL)
+            return NULL;
+        buf = p;
+        cap = len;
+    }
+    return buf;
+}
+
 /* Plaintext bytes of block b in a file of `size` bytes (0 when past the end). */
 static size_t block_len(uint64_t size, uint64_t b)
 {
@@ -228,7 +248,7 @@ static int write_blocks(struct node *n, int fd, const char *buf, size_t len, uin
 {
     uint64_t first = off / BS, last = (off + len - 1) / BS;
     unsigned char tmp[CONTENT_BLOCK_SIZE];
-    unsigned char *sealed = malloc((size_t)(last - first + 1) * stored_size());
+    unsigned char *sealed = scratch((size_t)(last - first + 1) * stored_size());
     size_t pos = 0;
     int rc = sealed == NULL ? -ENOMEM : 0;
 
@@ -248,7 +268,6 @@ static int write_blocks(struct node *n, int fd, const char *buf, size_t len, uin
             rc = backing_pwrite_full(fd, sealed, pos, start);
     }
     memset(tmp, 0, sizeof(tmp));
-    free(sealed);
     return rc;
 }
 
@@ -349,14 +368,13 @@ ssize_t contentio_read(struct node *n, int fd, char *buf, size_t len, uint64_t o
     last = (off + len - 1) / BS;
     run_start = content_block_offset(cipher, first);
     run_end = content_block_offset(cipher, last) + block_len(n->size, last) + overhead();
-    run = malloc((size_t)(run_end - run_start));
+    run = scratch((size_t)(run_end - run_start));
     rc = run == NULL ? -ENOMEM : backing_pread_full(fd, run, (size_t)(run_end - run_start), run_start);
     if (rc == -EIO)
         *bad_block = last;
     if (rc == 0)
         rc = open_run(n, run, first, last, buf, len, off, bad_block);
     pthread_rwlock_unlock(&n->lock);
-    free(run);
     if (rc != 0)
         memset(buf, 0, len);
     return rc != 0 ? rc : (ssize_t)len;

@@ -240,6 +240,70 @@ static int serve_audited(struct fuse *fuse, const struct fuse_cmdline_opts *cl, 
     return rc;
 }
 
+/*
+ * Read-ahead for the new mount.  The kernel offers FUSE its default read-ahead (128 KiB) and
+ * libfuse cannot ask for more, so a sequential read arrives in 128 KiB requests, each a round trip
+ * through the daemon.  One request can carry 1 MiB (max_write), and the mount's read-ahead, like a
+ * disk's, is a setting of its backing device info in sysfs: set it there, once the kernel has
+ * taken the INIT reply (which sets it to the negotiated value).  The mount is found in
+ * /proc/self/mountinfo (a stat of the mount point would wait for this very daemon).  Returns 0,
+ * or -1 when it could not be set (reads then work as before).
+ */
+#define READ_AHEAD_KB 1024
+
+static void unescape_mount_path(char *s)
+{
+    char *out = s;
+
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+static int tune_read_ahead(const char *mountpoint)
+{
+    char line[8192], dev[32] = "", path[PATH_MAX + 64];
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    int fd, ok;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char mdev[32], mpath[PATH_MAX], *sep = strstr(line, " - ");
+        if (sep == NULL || strncmp(sep + 3, "fuse", 4) != 0 ||
+            sscanf(line, "%*s %*s %31s %*s %4095s", mdev, mpath) != 2)
+            continue;
+        unescape_mount_path(mpath);
+        if (strcmp(mpath, mountpoint) == 0)
+            snprintf(dev, sizeof(dev), "%s", mdev); /* the last one is the newest */
+    }
+    fclose(f);
+    if (dev[0] == '\0')
+        return -1;
+    snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ok = dprintf(fd, "%d\n", READ_AHEAD_KB) > 0;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static const char *tuned_mountpoint;
+
+static void on_connected(void)
+{
+    if (tune_read_ahead(tuned_mountpoint) != 0)
+        fslog(LOG_INFO, "cannot set the mount's read-ahead: sequential reads use 128 KiB requests");
+}
+
 /* Mount and serve until unmounted.  Returns the exit status. */
 static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint,
                  struct audit_setup *a)
@@ -253,6 +317,8 @@ static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint
 
     if (fuse_opt_add_arg(args, mountpoint) != 0 || fuse_parse_cmdline(args, &cl) != 0)
         return fail("%s%s: see custodyfs --help", "invalid FUSE options", "");
+    tuned_mountpoint = cl.mountpoint;
+    st.connected = on_connected;
     node_table_init(&nc);
     access_set_admin_group(v->cfg.admin_gid >= 0 ? (gid_t)v->cfg.admin_gid : (gid_t)-1);
     access_set_root(v->root_fd);

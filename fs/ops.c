@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,16 @@ struct dir_handle {
 static struct fs_state *state(void)
 {
     return fuse_get_context()->private_data;
+}
+
+/* The first lookup after INIT runs the state's `connected` hook. */
+static void once_connected(void)
+{
+    static atomic_int done;
+
+    if (atomic_load_explicit(&done, memory_order_relaxed) == 0 &&
+        atomic_exchange(&done, 1) == 0 && state()->connected != NULL)
+        state()->connected();
 }
 
 static int root_fd(void)
@@ -324,6 +335,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
         fix_size(st, fh(fi)->node);
         return 0;
     }
+    once_connected();
     load_cred();
     dfd = parent_of(path, &name);
     if (dfd < 0)

@@ -16,6 +16,9 @@
 struct fs_state {
     int root_fd;              /* the backing directory */
     const char *backing;      /* its absolute path, for messages */
+    /* Called once, by the first lookup the kernel sends once the connection is set up
+     * (after INIT, whose reply resets mount settings); NULL: none. */
+    void (*connected)(void);
 };
 
 extern const struct fuse_operations custody_ops;

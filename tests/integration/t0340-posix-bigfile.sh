@@ -1,7 +1,8 @@
 #!/bin/bash
 # A file over 4 GiB: a few bytes written at 5 GiB (+3, unaligned), data
 # straddling the 4 GiB boundary; size, zeros before, tail data, backing size
-# formula, all again after a remount.
+# formula, all again after a remount.  The mount reads ahead 1 MiB (requests as large as
+# max_write), and a large sequential read through it returns every byte.
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
 setup_vault
@@ -49,4 +50,11 @@ check_big "after remount"
 rm -f "$M/big"
 check "removing the big file frees it from the backing directory" test ! -e "$B/big"
 
+DEV=$(mountpoint -d "$M")
+check_eq "the mount reads ahead 1 MiB (bdi $DEV)" 1024 "$(cat "/sys/class/bdi/$DEV/read_ahead_kb" 2>&1)"
+head -c $((96 * 1024 * 1024 + 12345)) /dev/urandom > "$SCRATCH/seq.src"
+cp "$SCRATCH/seq.src" "$M/seq"
+sync; echo 3 > /proc/sys/vm/drop_caches
+check "a cold sequential read in 1 MiB read-ahead requests returns every byte" \
+    cmp "$SCRATCH/seq.src" "$M/seq"
 done_testing
