@@ -18,7 +18,7 @@ CFLAGS   += -std=c17 -Wall -Wextra -Werror $(OPT) -D_GNU_SOURCE -D_FILE_OFFSET_B
 LDLIBS   += $(PKG_LIBS) -lpthread
 
 CRYPTO_SRC := crypto/secmem.c crypto/content.c crypto/vaultcfg.c
-AUDIT_SRC  := audit/record.c audit/log.c audit/verify.c
+AUDIT_SRC  := audit/record.c audit/log.c audit/verify.c audit/spool.c
 COMMON_SRC := fs/vault.c fs/keysrc.c fs/backing.c fs/access.c fs/grant.c fs/identity.c
 FS_SRC     := fs/fslog.c fs/trail.c fs/node.c fs/contentio.c fs/ops.c fs/main.c
 CTL_SRC    := tools/custodyctl.c
@@ -32,7 +32,7 @@ CTL_OBJ    := $(call obj,$(CTL_SRC))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps install asan check unit integration difftest demo clean fuzz fuzz-check
+.PHONY: all deps install asan check unit integration difftest demo clean fuzz fuzz-check bench bench-builds
 
 all: $(BUILD)/custodyfs $(BUILD)/custodyctl $(BUILD)/difftest
 
@@ -74,6 +74,20 @@ integration: all
 difftest: all
 	@tests/run-difftest
 
+# The benchmark also needs a daemon with auditing compiled out (to measure what the audit
+# costs); it is built into build-noaudit/ and never installed.
+# The audit microbenchmark (bench/audit_bench.c) links the audit, crypto and vault code.
+bench-builds: all $(COMMON_OBJ) $(AUDIT_OBJ) $(CRYPTO_OBJ)
+	$(MAKE) --no-print-directory BUILD=build-noaudit OPT='$(OPT) -DCUSTODY_BENCH_NOAUDIT' build-noaudit/custodyfs
+	@mkdir -p build-bench
+	$(CC) $(CFLAGS) -o build-bench/audit_bench bench/audit_bench.c $(COMMON_OBJ) $(AUDIT_OBJ) \
+	    $(CRYPTO_OBJ) $(LDLIBS)
+
+# make bench [QUICK=1]: raw disk, passthrough_ll, gocryptfs and custodyfs side by side.
+bench: deps
+	@$(MAKE) --no-print-directory bench-builds
+	@scripts/bench $(if $(QUICK),--quick,)
+
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
 	@scripts/check
@@ -92,6 +106,6 @@ fuzz-check:
 	@FUZZ_JOBS=2 tests/fuzz/run.sh 10
 
 clean:
-	rm -rf build build-asan build-fuzz tests/fuzz/corpus
+	rm -rf build build-asan build-fuzz build-noaudit build-bench tests/fuzz/corpus
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

@@ -71,6 +71,7 @@ struct audit_config {
     const char *db_path;
     unsigned char vault_id[AUDIT_ID_SIZE];
     const unsigned char *sign_sk;   /* Ed25519 secret key, guarded memory (NULL: no signing) */
+    int spool;                      /* 1: acknowledge records once spooled (see audit_append) */
 };
 
 /*

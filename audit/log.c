@@ -7,6 +7,7 @@
  * the queue, so nothing is lost and nothing is numbered twice.
  */
 #include "audit/record_int.h"
+#include "audit/spool_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,13 +27,16 @@
 struct qrec {
     struct qrec *next;
     uint64_t ticket;
+    int64_t sseq;              /* spool sequence number, 0: not spooled */
     struct audit_record rec;   /* strings point into `strings` below */
     char strings[];
 };
 
 struct audit_log {
     sqlite3 *db;
-    sqlite3_stmt *ins_rec, *ins_head, *begin, *commit, *rollback, *tail, *max_head;
+    sqlite3_stmt *ins_rec, *ins_head, *begin, *commit, *rollback, *tail, *max_head, *set_sseq;
+    struct spool *spool;                     /* NULL: every record is committed before it is
+                                                acknowledged */
     char *db_path;
     unsigned char vault_id[AUDIT_ID_SIZE];
     unsigned char *sk;                       /* guarded copy, or NULL */
@@ -92,6 +96,7 @@ static struct qrec *qrec_new(const struct audit_record *r)
     if (q == NULL)
         return NULL;
     q->next = NULL;
+    q->sseq = 0;
     q->rec = *r;
     p = q->strings;
     q->rec.user = scopy(&p, r->user);
@@ -289,7 +294,7 @@ static int adopt_tail(struct audit_log *log)
 static int commit_batch(struct audit_log *log, struct qrec *batch, int recovering, int64_t since,
                         uint64_t *refused, const char *reason, int force_head)
 {
-    int64_t seq0 = log->next_seq, head0 = log->last_head_seq;
+    int64_t seq0 = log->next_seq, head0 = log->last_head_seq, max_sseq = 0;
     unsigned char prev0[AUDIT_HASH_SIZE];
     int rc;
 
@@ -304,8 +309,15 @@ static int commit_batch(struct audit_log *log, struct qrec *batch, int recoverin
         pthread_mutex_unlock(&log->mu);
         rc = write_gap(log, since, *refused, reason);
     }
-    for (struct qrec *q = batch; q != NULL && rc == SQLITE_OK; q = q->next)
+    for (struct qrec *q = batch; q != NULL && rc == SQLITE_OK; q = q->next) {
         rc = write_one(log, &q->rec);
+        if (q->sseq > max_sseq)
+            max_sseq = q->sseq;
+    }
+    if (rc == SQLITE_OK && max_sseq > 0) { /* these spool entries are done with */
+        sqlite3_bind_int64(log->set_sseq, 1, max_sseq);
+        rc = step_reset(log->set_sseq);
+    }
     if (rc == SQLITE_OK && (force_head || head_due(log)))
         rc = insert_head(log);
     if (rc == SQLITE_OK)
@@ -433,6 +445,8 @@ static void writer_round(struct audit_log *log)
     } else if (rc == SQLITE_OK) {
         qlist_free(batch);
         log->committed = last;
+        if (log->spool != NULL && log->qhead == NULL)
+            spool_rewind(log->spool); /* every spooled record is committed */
         if (want_sync > log->synced)
             log->synced = want_sync;
         log->healthy = 1;
@@ -493,15 +507,27 @@ static int wait_ticket(struct audit_log *log, uint64_t t)
     return log->committed >= t ? 0 : -EIO;
 }
 
+/* Write q to the spool, when there is one and commits work.  Caller holds mu.  1 when done. */
+static int spooled(struct audit_log *log, struct qrec *q)
+{
+    if (log->spool == NULL || !log->healthy)
+        return 0;
+    q->sseq = spool_append(log->spool, &q->rec);
+    return q->sseq > 0;
+}
+
 int audit_append(struct audit_log *log, const struct audit_record *rec)
 {
     struct qrec *q = qrec_new(rec);
-    int rc;
+    int rc = 0;
 
     if (q == NULL)
         return -EIO;
     pthread_mutex_lock(&log->mu);
-    rc = wait_ticket(log, enqueue_locked(log, q, 0));
+    if (spooled(log, q))
+        enqueue_locked(log, q, 1); /* safe from a crash now; the writer commits it */
+    else
+        rc = wait_ticket(log, enqueue_locked(log, q, 0));
     pthread_mutex_unlock(&log->mu);
     return rc;
 }
@@ -513,6 +539,7 @@ int audit_submit(struct audit_log *log, const struct audit_record *rec)
     if (q == NULL)
         return -ENOMEM;
     pthread_mutex_lock(&log->mu);
+    spooled(log, q);
     enqueue_locked(log, q, 1);
     pthread_mutex_unlock(&log->mu);
     return 0;
@@ -703,7 +730,9 @@ static int prepare_all(struct audit_log *log)
            sqlite3_prepare_v2(db, "SELECT " AUDIT_COLUMNS " FROM records WHERE seq >= ? ORDER BY seq",
                               -1, &log->tail, NULL) != SQLITE_OK ||
            sqlite3_prepare_v2(db, "SELECT max(seq) FROM heads", -1, &log->max_head, NULL) !=
-               SQLITE_OK;
+               SQLITE_OK ||
+           sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('spool_seq', "
+                                  "CAST(? AS TEXT))", -1, &log->set_sseq, NULL) != SQLITE_OK;
 }
 
 static void log_free(struct audit_log *log)
@@ -715,7 +744,9 @@ static void log_free(struct audit_log *log)
     sqlite3_finalize(log->rollback);
     sqlite3_finalize(log->tail);
     sqlite3_finalize(log->max_head);
+    sqlite3_finalize(log->set_sseq);
     sqlite3_close(log->db);
+    spool_close(log->spool);
     sodium_free(log->sk);
     qlist_free(log->qhead);
     pthread_mutex_destroy(&log->mu);
@@ -758,6 +789,71 @@ static int open_db(struct audit_log *log, char *err, size_t errlen)
     return check_meta(log, err, errlen);
 }
 
+static int requeue_spooled(const struct audit_record *r, int64_t sseq, void *arg)
+{
+    struct audit_log *log = arg;
+    struct qrec *q = qrec_new(r);
+
+    if (q == NULL)
+        return -1;
+    q->sseq = sseq;
+    enqueue_locked(log, q, 0);
+    return 0;
+}
+
+/* The highest spool sequence number the database holds as committed (0: none). */
+static int64_t committed_sseq(struct audit_log *log)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+
+    if (sqlite3_prepare_v2(log->db, "SELECT CAST(value AS INTEGER) FROM meta WHERE "
+                                    "key='spool_seq'", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/*
+ * Use a spool when this process can have one, and queue what it holds beyond the last commit
+ * (records a killed writer had acknowledged), with a record saying so.  A log without a spool
+ * still works: every record is then committed before it is acknowledged.  Returns 0, or -1 with
+ * err set when recovered records cannot be queued.
+ */
+static int open_spool(struct audit_log *log, char *err, size_t errlen)
+{
+    char why[256], detail[200];
+    int damaged = 0, n;
+
+    log->spool = spool_open(log->db_path, log->sk, why, sizeof(why));
+    if (log->spool == NULL)
+        return 0;
+    n = spool_replay(log->spool, committed_sseq(log), requeue_spooled, log, &damaged);
+    if (n < 0) {
+        snprintf(err, errlen, "out of memory reading the audit spool of %s", log->db_path);
+        return -1;
+    }
+    if (n > 0 || damaged) {
+        struct audit_record r = {
+            .uid = (int64_t)getuid(), .gid = (int64_t)getgid(), .pid = (int64_t)getpid(),
+            .ppid = AUDIT_NONE, .pstart = AUDIT_NONE, .bytes = AUDIT_NONE,
+            .op = "audit-recovery", .result = "ok", .process = "custodyfs", .detail = detail,
+        };
+        struct qrec *q;
+        snprintf(detail, sizeof(detail), "%d records acknowledged by a writer that stopped "
+                                         "without closing the log were committed from its "
+                                         "spool%s", n,
+                 damaged ? "; the spool ended at a torn or altered entry" : "");
+        if ((q = qrec_new(&r)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        enqueue_locked(log, q, 0);
+    }
+    return 0;
+}
+
 int audit_open(const struct audit_config *cfg, struct audit_log **out, char *err, size_t errlen)
 {
     struct audit_log *log = calloc(1, sizeof(*log));
@@ -788,12 +884,20 @@ int audit_open(const struct audit_config *cfg, struct audit_log **out, char *err
         snprintf(err, errlen, "cannot prepare the audit log: %s", sqlite3_errmsg(log->db));
         goto fail;
     }
-    /* Sign what a killed daemon left unsigned, so that the chain goes on from a signed head. */
-    if (commit_batch(log, NULL, 0, 0, &no_refusals, "", 1) != SQLITE_OK) {
+    if (cfg->spool && open_spool(log, err, errlen) != 0)
+        goto fail;
+    /* Commit what the spool held, and sign what a killed daemon left unsigned, so that the
+     * chain goes on from a signed head. */
+    if (commit_batch(log, log->qhead, 0, 0, &no_refusals, "", 1) != SQLITE_OK) {
         snprintf(err, errlen, "cannot write the audit log %s: %s", log->db_path,
                  sqlite3_errmsg(log->db));
         goto fail;
     }
+    qlist_free(log->qhead);
+    log->qhead = NULL;
+    log->qtail = &log->qhead;
+    if (log->spool != NULL)
+        spool_rewind(log->spool);
     log->last_head_mono = 0; /* the first records are signed at once */
     if (pthread_create(&log->thread, NULL, writer_main, log) != 0)
         goto fail_mem;

@@ -375,6 +375,7 @@ static int audit_prepare(struct vault *v, const struct options *o, const struct 
     a->cfg.db_path = a->path;
     memcpy(a->cfg.vault_id, v->cfg.vault_id, AUDIT_ID_SIZE);
     a->cfg.sign_sk = sk;
+    a->cfg.spool = 1;
     for (int i = 1; i < args->argc && pos < sizeof(a->options) - 1; i++) {
         n = snprintf(a->options + pos, sizeof(a->options) - pos, "%s%s", pos ? " " : "",
                      args->argv[i]);

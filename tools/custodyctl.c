@@ -703,6 +703,7 @@ static int open_audited(struct acl_args *a, struct vault **v, struct audit_log *
     cfg.db_path = path;
     memcpy(cfg.vault_id, (*v)->cfg.vault_id, AUDIT_ID_SIZE);
     cfg.sign_sk = sk;
+    cfg.spool = 1; /* while the daemon runs it holds the spool, and records commit at once */
     if (audit_open(&cfg, log, err, sizeof(err)) != 0) {
         fprintf(stderr, "custodyctl: %s: nothing was changed\n", err);
         goto out;
