@@ -10,13 +10,17 @@
  * detected by audit_verify(), which needs only the public key.
  *
  * The writer is one thread that takes every record queued since its last commit into one
- * SQLite transaction (group commit, WAL).  audit_append() returns once its record is committed;
- * audit_submit() queues a record without waiting (coalesced reads and writes).  When a commit
- * fails (disk full, read-only, locked), the records stay queued, the log turns unhealthy
- * (audit_healthy() false), and the writer retries; when a commit succeeds again it first
- * records the outage itself ("audit-gap": how long, how many operations were refused).
- * Records are never dropped while the process lives; commits survive the process being killed
- * (WAL, synchronous=NORMAL); audit_sync() makes everything committed durable on disk too.
+ * SQLite transaction (group commit, WAL).  audit_append() returns once its record is safe from
+ * the process being killed: written to the spool (audit/spool.c: one pwrite to a preallocated
+ * file beside the database, which the next audit_open commits if this process dies first), or,
+ * without a spool, committed.  audit_submit() queues a record without waiting (coalesced reads
+ * and writes; spooled too when there is a spool).  When a commit fails (disk full, read-only,
+ * locked), the records stay queued, the log turns unhealthy (audit_healthy() false), nothing
+ * more is spooled, and the writer retries; when a commit succeeds again it first records the
+ * outage itself ("audit-gap": how long, how many operations were refused).  Records are never
+ * dropped while the process lives; spool entries and commits survive the process being killed
+ * (page cache; WAL, synchronous=NORMAL); audit_sync() makes everything committed durable on
+ * disk too.
  *
  * This module never sees a FUSE request: callers describe the operation in a struct
  * audit_record.  Only this module includes sqlite3.h.
@@ -76,15 +80,18 @@ struct audit_config {
 
 /*
  * audit_open: open (creating if missing) the log and start its writer.  An existing log must
- * belong to the same vault and its tail since the last signed head must verify; the head is then
- * signed at once, so a log left by a killed daemon continues the same chain.  OUT: *out.
+ * belong to the same vault and its tail since the last signed head must verify; what a killed
+ * writer left in the spool is committed (with an "audit-recovery" record) and the head is then
+ * signed at once, so a log left by a killed daemon continues the same chain.  With cfg->spool,
+ * the spool is used when this process can lock it.  OUT: *out.
  * Returns 0, or -1 with one line in err[errlen].
  */
 int audit_open(const struct audit_config *cfg, struct audit_log **out, char *err, size_t errlen);
 
 /*
- * audit_append: queue `rec` and wait until it is committed.  Returns 0, or -EIO when the log
- * is unhealthy or the commit failed (the record stays queued and is committed on recovery).
+ * audit_append: queue `rec` and wait until it is spooled or committed.  Returns 0, or -EIO when
+ * the log is unhealthy or the commit failed (the record stays queued and is committed on
+ * recovery).
  * OUT: rec->seq, rec->hash are not filled in (the record is copied).
  */
 int audit_append(struct audit_log *log, const struct audit_record *rec);
