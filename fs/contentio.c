@@ -106,6 +106,10 @@ static int reserve(struct node *n, int fd, uint64_t from, uint64_t to)
 {
     uint64_t end = content_cipher_size(node_conf()->cipher, n->size);
 
+    /* The rest of the backing file's last allocation unit is allocated with it: small appends
+     * reserve only when they cross into the next unit. */
+    if (end % n->blksize != 0)
+        end += n->blksize - end % n->blksize;
     if (from < end)
         from = end;
     if (to <= from)

@@ -148,6 +148,7 @@ int node_get(int fd, int writable, struct node **out)
         return -ENOMEM;
     pthread_rwlock_wrlock(&n->lock);
     if (!n->loaded) {
+        n->blksize = st.st_blksize > 0 ? (uint64_t)st.st_blksize : 512;
         rc = header_load(n, fd, writable);
         n->loaded = rc == 0;
     } else if (writable) {

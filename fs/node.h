@@ -25,6 +25,7 @@ struct node {
     int loaded;                 /* header read (cf may still be NULL for an empty file) */
     struct content_file *cf;    /* NULL while the backing file is empty (no header yet) */
     uint64_t size;              /* plaintext size */
+    uint64_t blksize;           /* allocation unit of the backing filesystem (st_blksize) */
 };
 
 /* The vault-wide state nodes need.  Set once by node_table_init(). */
