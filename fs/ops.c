@@ -1451,6 +1451,11 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->use_ino = 1;          /* st_ino of the backing files: hard links show as such */
     cfg->nullpath_ok = 1;      /* operations on open files come by handle */
     cfg->hard_remove = 0;      /* an open file unlinked keeps a hidden name until closed */
+    /* Names change only through this mount, and the kernel forgets the ones it changes itself:
+     * it may keep a name's lookup for 30 s (a training epoch later, no lookup per sample).
+     * Attributes stay valid for 1 s, so a mode or ACL changed by custodyctl shows within it;
+     * permissions are decided by the daemon at every open whatever the kernel caches. */
+    cfg->entry_timeout = 30;
     conn->max_write = 1u << 20;
     if (conn->capable & FUSE_CAP_DONT_MASK)
         conn->want |= FUSE_CAP_DONT_MASK; /* the umask is applied in new_mode() */
