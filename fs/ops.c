@@ -1444,6 +1444,23 @@ static int op_access(const char *path, int mask)
     return rc;
 }
 
+/*
+ * No ioctl reaches the backing file (it would bypass the encryption and the audit).  The kernel
+ * asks for every one (Python's open() asks whether each file is a terminal): answer as a plain
+ * file does.
+ */
+static int op_ioctl(const char *path, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+                    unsigned int flags, void *data)
+{
+    (void)path;
+    (void)cmd;
+    (void)arg;
+    (void)fi;
+    (void)flags;
+    (void)data;
+    return -ENOTTY;
+}
+
 /* ---- life cycle ---- */
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -1502,4 +1519,5 @@ const struct fuse_operations custody_ops = {
     .create = op_create,
     .utimens = op_utimens,
     .fallocate = op_fallocate,
+    .ioctl = op_ioctl,
 };

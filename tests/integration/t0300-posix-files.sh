@@ -240,4 +240,12 @@ check "after remount: hole file reads zeros + data" "$PY" "$HELPERS_PY" verify "
 check "after remount: copied file intact" cmp "$SCRATCH/src.bin" "$M/copy1.bin"
 check "after remount: truncated file's zeros intact" "$PY" "$HELPERS_PY" zeros "$M/trunc" 5000 7000
 
+# ioctls never reach the backing file: a file is not a terminal, cannot be cloned, and a copy
+# that would clone falls back to reading it.
+check_eq "a file through the mount is not a terminal" False \
+    "$("$PY" -c 'import sys; print(open(sys.argv[1], "rb").isatty())' "$M/copy1.bin" 2>&1)"
+expect_fail "cp --reflink=always cannot clone through the mount" cp --reflink=always "$M/copy1.bin" "$M/clone.bin"
+check "cp --reflink=auto copies instead" cp --reflink=auto "$M/copy1.bin" "$M/clone2.bin"
+check "  ... and the copy is intact" cmp "$SCRATCH/src.bin" "$M/clone2.bin"
+
 done_testing
