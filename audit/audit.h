@@ -114,7 +114,8 @@ void audit_refused(struct audit_log *log);
 /*
  * audit_close: commit what is queued (retrying for up to `grace_seconds` while unhealthy),
  * sign the head, stop the writer and close.  Returns 0, or -1 when records could not be
- * committed (they are lost with the process: reported on standard error).  Accepts NULL.
+ * committed (reported on standard error: spooled ones are committed by the next audit_open,
+ * the others are lost with the process).  Accepts NULL.
  */
 int audit_close(struct audit_log *log, int grace_seconds);
 

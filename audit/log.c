@@ -445,6 +445,7 @@ static void writer_round(struct audit_log *log)
     } else if (rc == SQLITE_OK) {
         qlist_free(batch);
         log->committed = last;
+        log->failed = 0; /* what failed before is committed now: syncs may succeed again */
         if (log->spool != NULL && log->qhead == NULL)
             spool_rewind(log->spool); /* every spooled record is committed */
         if (want_sync > log->synced)
@@ -842,7 +843,7 @@ static int open_spool(struct audit_log *log, char *err, size_t errlen)
         };
         struct qrec *q;
         snprintf(detail, sizeof(detail), "%d records acknowledged by a writer that stopped "
-                                         "without closing the log were committed from its "
+                                         "before committing them were committed from its "
                                          "spool%s", n,
                  damaged ? "; the spool ended at a torn or altered entry" : "");
         if ((q = qrec_new(&r)) == NULL) {
@@ -923,8 +924,14 @@ int audit_close(struct audit_log *log, int grace_seconds)
     pthread_mutex_unlock(&log->mu);
     pthread_join(log->thread, NULL);
     lost = log->qhead != NULL;
-    if (lost)
-        fprintf(stderr, "custodyfs: audit log: records could not be committed before exit\n");
+    if (lost) {
+        int spooled_only = 1;
+        for (struct qrec *q = log->qhead; q != NULL; q = q->next)
+            spooled_only &= q->sseq > 0;
+        fprintf(stderr, "custodyfs: audit log: records could not be committed before exit%s\n",
+                spooled_only ? "; they stay in the spool and the next open of the log commits "
+                               "them" : "");
+    }
     log_free(log);
     return lost ? -1 : 0;
 }

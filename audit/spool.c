@@ -40,6 +40,7 @@ struct spool {
     unsigned char prev_tag[SPOOL_TAG];
     unsigned char key[crypto_generichash_KEYBYTES];
     unsigned char *buf;         /* encoding buffer, SPOOL_MAX_ENTRY */
+    int stale;                  /* entries from an earlier writer are still at offset 0 */
 };
 
 static size_t pad8(size_t n)
@@ -230,6 +231,7 @@ int spool_replay(struct spool *s, int64_t after, spool_entry_fn fn, void *arg, i
     }
     free(strings);
     s->last_sseq = last > after ? last : after;
+    s->stale = pos > 0 || *damaged; /* until spool_rewind() clears them */
     return n;
 }
 
@@ -263,13 +265,14 @@ void spool_rewind(struct spool *s)
 {
     static const unsigned char none[SPOOL_HDR];
 
-    if (s->pos == 0)
+    if (s->pos == 0 && !s->stale)
         return;
     /* No valid entry at offset 0 until the next one is written: a recovery then finds none of
      * the committed ones (nor a torn one among them) again. */
     if (pwrite(s->fd, none, sizeof(none), 0) != (ssize_t)sizeof(none))
         return; /* keep appending after them; the database says what is committed */
     s->pos = 0;
+    s->stale = 0;
     memset(s->prev_tag, 0, SPOOL_TAG);
 }
 

@@ -14,6 +14,7 @@
 
 #include "audit/audit.h"
 #include "audit/record_int.h"
+#include "audit/spool_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1986,6 +1987,770 @@ static void test_close_while_unhealthy(void **state)
     expect_verifies(f, NULL, 1);
 }
 
+/* ---- the spool: records acknowledged once spooled, committed later ---- */
+
+#define SPOOL_N 40
+#define SPOOL_TORN 30            /* the entry altered by test_spool_torn_entry (1-based) */
+#define SP_MAGIC 0x31505343u     /* "CSP1" */
+#define SP_HDR 16
+#define SP_TAG 16
+#define SP_MAX 256
+
+static struct audit_log *open_spooled(const struct fx *f, const char *db)
+{
+    struct audit_config c = config(f, db);
+    struct audit_log *log = NULL;
+    char err[512] = "";
+    int rc;
+
+    c.spool = 1;
+    rc = audit_open(&c, &log, err, sizeof(err));
+    CHECK(rc == 0, "audit_open(%s) with the spool failed: %s", c.db_path, err);
+    assert_non_null(log);
+    live_add((void **)g_logs, log);
+    return log;
+}
+
+static void spool_path(const struct fx *f, char *out, size_t len)
+{
+    snprintf(out, len, "%s-spool", f->db);
+}
+
+/* The key of the entries' tags: BLAKE2b-256 of the context string, keyed with the signing key. */
+static void sp_key(const unsigned char *sk, unsigned char key[crypto_generichash_KEYBYTES])
+{
+    static const char context[] = "custodyfs audit spool v1";
+
+    crypto_generichash(key, crypto_generichash_KEYBYTES, (const unsigned char *)context,
+                       sizeof(context) - 1, sk, AUDIT_SK_SIZE);
+}
+
+/* The spool's entries from offset 0, as the format at the top of audit/spool.c describes them. */
+struct sp_walk {
+    size_t n;                   /* entries in sequence whose tags chain on */
+    int bad_tag;                /* the walk ended at an entry in sequence whose tag fails */
+    uint64_t end;               /* offset after the last good entry */
+    uint64_t off[SP_MAX];       /* where entry k starts */
+    uint32_t len[SP_MAX];       /* its payload length */
+    int64_t sseq[SP_MAX];       /* its spool sequence number */
+};
+
+static void sp_walk(const char *path, const unsigned char *sk, struct sp_walk *w)
+{
+    unsigned char key[crypto_generichash_KEYBYTES], prev[SP_TAG] = {0}, hdr[SP_HDR];
+    unsigned char tag[SP_TAG], want[SP_TAG], *payload;
+    uint64_t pos = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    memset(w, 0, sizeof(*w));
+    sp_key(sk, key);
+    payload = malloc(1 << 20);
+    assert_non_null(payload);
+    while (w->n < SP_MAX && pread(fd, hdr, SP_HDR, (off_t)pos) == SP_HDR) {
+        crypto_generichash_state st;
+        uint32_t magic, len;
+        int64_t sseq;
+
+        memcpy(&magic, hdr, 4);
+        memcpy(&len, hdr + 4, 4);
+        memcpy(&sseq, hdr + 8, 8);
+        if (magic != SP_MAGIC || len > (1u << 20) - SP_HDR - SP_TAG || sseq <= 0 ||
+            (w->n > 0 && sseq != w->sseq[w->n - 1] + 1))
+            break;
+        if (pread(fd, payload, len, (off_t)(pos + SP_HDR)) != (ssize_t)len ||
+            pread(fd, tag, SP_TAG, (off_t)(pos + SP_HDR + len)) != SP_TAG)
+            break;
+        crypto_generichash_init(&st, key, sizeof(key), SP_TAG);
+        crypto_generichash_update(&st, prev, SP_TAG);
+        crypto_generichash_update(&st, hdr, SP_HDR);
+        crypto_generichash_update(&st, payload, len);
+        crypto_generichash_final(&st, want, SP_TAG);
+        if (memcmp(tag, want, SP_TAG) != 0) {
+            w->bad_tag = 1;
+            break;
+        }
+        w->off[w->n] = pos;
+        w->len[w->n] = len;
+        w->sseq[w->n] = sseq;
+        w->n++;
+        memcpy(prev, tag, SP_TAG);
+        pos += (SP_HDR + len + SP_TAG + 7) & ~(uint64_t)7;
+        w->end = pos;
+    }
+    free(payload);
+    close(fd);
+    sodium_memzero(key, sizeof(key));
+}
+
+/* How many of the walked entries hold `s` in their payload. */
+static size_t sp_holding(const char *path, const struct sp_walk *w, const char *s)
+{
+    size_t found = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf = malloc(1 << 20);
+
+    CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    assert_non_null(buf);
+    for (size_t k = 0; k < w->n; k++) {
+        assert_int_equal(pread(fd, buf, w->len[k], (off_t)(w->off[k] + SP_HDR)),
+                         (ssize_t)w->len[k]);
+        found += memmem(buf, w->len[k], s, strlen(s)) != NULL;
+    }
+    free(buf);
+    close(fd);
+    return found;
+}
+
+/* The detail of the last record (a static buffer). */
+static const char *last_detail(const struct fx *f)
+{
+    static char buf[512];
+    struct rec_list *l = read_all(f->db);
+
+    snprintf(buf, sizeof(buf), "%s", l->n > 0 ? SHOW(l->v[l->n - 1].detail) : "(no record)");
+    rec_list_free(l);
+    return buf;
+}
+
+/* Records of the log whose op is `op`. */
+static int64_t count_op(const struct fx *f, const char *op)
+{
+    return sql_int(f->db, "SELECT count(*) FROM records WHERE op = '%s'", op);
+}
+
+static int64_t meta_spool_seq(const struct fx *f)
+{
+    return sql_int(f->db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'spool_seq'");
+}
+
+/*
+ * Child: open the log with the spool, take the database's write lock on a second connection so
+ * that no commit succeeds, append records 1..n (each acknowledged once spooled), and die without
+ * closing.  With `saved`: copy the spool there, release the lock, wait until everything is
+ * committed (audit_sync), and only then die.
+ */
+static int child_spool_writer(const struct fx *f, int64_t n, const char *saved)
+{
+    struct audit_config c = config(f, NULL);
+    struct audit_log *log = NULL;
+    sqlite3 *h = NULL;
+    char err[512], path[300];
+
+    c.spool = 1;
+    if (audit_open(&c, &log, err, sizeof(err)) != 0) {
+        fprintf(stderr, "child: %s\n", err);
+        return 1;
+    }
+    if (sqlite3_open_v2(f->db, &h, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(h, 2000) != SQLITE_OK ||
+        sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        fprintf(stderr, "child: cannot lock %s\n", f->db);
+        return 2;
+    }
+    for (int64_t i = 1; i <= n; i++) {
+        struct audit_record r;
+        struct rbuf b;
+        int rc;
+        gen_record(i, NULL, &r, &b);
+        rc = audit_append(log, &r);
+        rbuf_free(&b);
+        if (rc != 0) {
+            fprintf(stderr, "child: append %" PRId64 " returned %d\n", i, rc);
+            return 3;
+        }
+    }
+    if (!audit_healthy(log)) { /* a commit failed meanwhile: not all of them went to the spool */
+        fprintf(stderr, "child: the log turned unhealthy during the appends\n");
+        return 4;
+    }
+    if (saved == NULL)
+        _exit(0); /* no audit_close, nothing committed: the records live in the spool only */
+    {
+        static char buf[1 << 16];
+        int in, out;
+        ssize_t k;
+        spool_path(f, path, sizeof(path));
+        in = open(path, O_RDONLY | O_CLOEXEC);
+        out = open(saved, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (in < 0 || out < 0)
+            return 5;
+        while ((k = read(in, buf, sizeof(buf))) > 0)
+            if (write(out, buf, (size_t)k) != k)
+                return 5;
+        if (k != 0 || close(out) != 0)
+            return 5;
+        close(in);
+    }
+    if (sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        return 6;
+    sqlite3_close(h);
+    if (audit_sync(log) != 0 || !audit_healthy(log)) {
+        fprintf(stderr, "child: the records were not committed\n");
+        return 7;
+    }
+    _exit(0); /* everything committed, the log left open */
+}
+
+/* Run the spool writer child; *t0, *t1 bracket it (the records' times). */
+static void spool_writer(const struct fx *f, int64_t n, const char *saved, int64_t *t0,
+                         int64_t *t1)
+{
+    char a1[32];
+    int rc;
+
+    snprintf(a1, sizeof(a1), "%" PRId64, n);
+    *t0 = now_ns();
+    rc = run_child(f, "spool-writer", f->db, a1, saved, NULL);
+    *t1 = now_ns();
+    CHECK(rc == 0, "spool writer child: status %d", rc);
+}
+
+/* Records [from, to] of the log are generated records 1.. in order, written within [t0, t1]. */
+static void expect_generated(const struct rec_list *l, size_t from, size_t to, int64_t t0,
+                             int64_t t1)
+{
+    int saved = g_real_time;
+
+    g_real_time = 1; /* the child's records are stamped by its log */
+    for (size_t k = from; k <= to; k++) {
+        struct audit_record want;
+        struct rbuf b;
+        gen_record((int64_t)(k - from + 1), NULL, &want, &b);
+        expect_record(&l->v[k], &want, t0, t1);
+        rbuf_free(&b);
+    }
+    g_real_time = saved;
+}
+
+/* The spool a killed writer left: n entries numbered 1..n, chained by their tags. */
+static void expect_spool_entries(const struct fx *f, size_t n, struct sp_walk *w)
+{
+    char path[300];
+
+    spool_path(f, path, sizeof(path));
+    sp_walk(path, f->sk, w);
+    CHECK(w->n == n && !w->bad_tag, "the spool holds %zu valid entries (bad tag: %d), want %zu",
+          w->n, w->bad_tag, n);
+    for (size_t k = 0; k < w->n; k++)
+        CHECK(w->sseq[k] == (int64_t)k + 1, "spool entry %zu has number %" PRId64, k + 1,
+              w->sseq[k]);
+}
+
+/* The one audit-recovery record is the last of l, and says what it must. */
+static void expect_recovery(const struct rec_list *l, int n, int damaged)
+{
+    const struct audit_record *r = &l->v[l->n - 1];
+    char want[64];
+
+    assert_string_equal(r->op, "audit-recovery");
+    assert_string_equal(r->result, "ok");
+    assert_string_equal(SHOW(r->process), "custodyfs");
+    assert_int_equal(r->pid, (int64_t)getpid());
+    assert_int_equal(r->uid, (int64_t)getuid());
+    snprintf(want, sizeof(want), "%d records acknowledged", n);
+    CHECK(r->detail != NULL && strncmp(r->detail, want, strlen(want)) == 0,
+          "audit-recovery detail '%s' does not start with '%s'", SHOW(r->detail), want);
+    if (damaged)
+        CHECK(strstr(r->detail, "torn or altered entry") != NULL,
+              "audit-recovery detail does not mention the torn entry: %s", r->detail);
+    else
+        CHECK(strstr(r->detail, "torn") == NULL, "audit-recovery detail reports a torn entry "
+              "where there is none: %s", r->detail);
+    for (size_t k = 0; k + 1 < l->n; k++)
+        CHECK(strcmp(l->v[k].op, "audit-recovery") != 0, "a second audit-recovery record at %"
+              PRId64, l->v[k].seq);
+}
+
+/*
+ * A writer killed while its commits could not happen: every record it acknowledged was in the
+ * spool, and the next open commits them all, once, in order, with one audit-recovery record.
+ */
+static void test_spool_recovers_killed_writer(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log;
+    struct audit_head h;
+    struct sp_walk *w = calloc(1, sizeof(*w));
+    struct rec_list *l;
+    char err[256] = "";
+    int64_t t0, t1;
+
+    assert_non_null(w);
+    spool_writer(f, SPOOL_N, NULL, &t0, &t1);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), 0);
+    expect_spool_entries(f, SPOOL_N, w);
+    free(w);
+
+    log = open_spooled(f, NULL);
+    /* committed at open, with the head signed at once */
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 1);
+    assert_int_equal(audit_latest_head(f->db, f->pk, &h, err, sizeof(err)), 1);
+    assert_int_equal(h.seq, SPOOL_N + 1);
+    assert_int_equal(meta_spool_seq(f), SPOOL_N);
+    assert_int_equal(close_log(log, 5), 0);
+
+    l = read_all(f->db);
+    assert_int_equal(l->n, SPOOL_N + 1);
+    expect_generated(l, 0, SPOOL_N - 1, t0, t1);
+    expect_recovery(l, SPOOL_N, 0);
+    CHECK(l->v[SPOOL_N].time_ns >= t1, "the recovery record predates the recovery");
+    expect_chain(f, l);
+    rec_list_free(l);
+    expect_verifies(f, NULL, SPOOL_N + 1);
+
+    /* nothing is recovered twice */
+    for (int k = 0; k < 2; k++) {
+        log = open_spooled(f, NULL);
+        assert_int_equal(close_log(log, 5), 0);
+    }
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 1);
+    assert_int_equal(count_op(f, "audit-recovery"), 1);
+    expect_verifies(f, NULL, SPOOL_N + 1);
+}
+
+/*
+ * A writer killed after its records were committed: nothing to recover, even from a spool that
+ * still holds the entries (the database's spool_seq says they are committed).
+ */
+static void test_spool_no_duplicates_after_commit(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log;
+    struct sp_walk *w = calloc(1, sizeof(*w));
+    struct rec_list *l;
+    char saved[300], path[300];
+    int64_t t0, t1;
+
+    assert_non_null(w);
+    snprintf(saved, sizeof(saved), "%s/spool.saved", f->dir);
+    spool_path(f, path, sizeof(path));
+    spool_writer(f, SPOOL_N, saved, &t0, &t1);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N);
+    assert_int_equal(meta_spool_seq(f), SPOOL_N);
+    sp_walk(saved, f->sk, w);
+    CHECK(w->n == SPOOL_N, "the spool held %zu entries before the commit, want %d", w->n,
+          SPOOL_N);
+    sp_walk(path, f->sk, w);
+    CHECK(w->n == 0, "the spool still starts with %zu entries after everything was committed",
+          w->n);
+
+    log = open_spooled(f, NULL);
+    assert_int_equal(close_log(log, 5), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N);
+    assert_int_equal(count_op(f, "audit-recovery"), 0);
+
+    /* the entries back in the spool, as if its rewind had not reached the disk */
+    copy_file(saved, path);
+    sp_walk(path, f->sk, w);
+    assert_int_equal(w->n, SPOOL_N);
+    free(w);
+    log = open_spooled(f, NULL);
+    put_record(log, SPOOL_N + 1, NULL, 0);
+    assert_int_equal(audit_sync(log), 0);
+    assert_int_equal(close_log(log, 5), 0);
+    /* spool numbers go on after the highest seen, so a crash would not skip the new entry */
+    assert_int_equal(meta_spool_seq(f), SPOOL_N + 1);
+
+    l = read_all(f->db);
+    assert_int_equal(l->n, SPOOL_N + 1);
+    expect_generated(l, 0, SPOOL_N - 1, t0, t1);
+    for (size_t k = 0; k < l->n; k++)
+        CHECK(strcmp(l->v[k].op, "audit-recovery") != 0, "audit-recovery record at %" PRId64
+              " though nothing was left uncommitted", l->v[k].seq);
+    expect_chain(f, l);
+    rec_list_free(l);
+    expect_verifies(f, NULL, SPOOL_N + 1);
+}
+
+/* Flip one byte in the middle of the payload of spool entry k (1-based). */
+static void alter_spool_entry(const struct fx *f, size_t k)
+{
+    struct sp_walk *w = calloc(1, sizeof(*w));
+    char path[300];
+    unsigned char c;
+    off_t at;
+    int fd;
+
+    assert_non_null(w);
+    expect_spool_entries(f, SPOOL_N, w);
+    at = (off_t)(w->off[k - 1] + SP_HDR + w->len[k - 1] / 2);
+    spool_path(f, path, sizeof(path));
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &c, 1, at), 1);
+    c ^= 0x20;
+    assert_int_equal(pwrite(fd, &c, 1, at), 1);
+    assert_int_equal(close(fd), 0);
+    sp_walk(path, f->sk, w);
+    CHECK(w->n == k - 1 && w->bad_tag, "after the change the spool has %zu valid entries (bad tag "
+          "%d), want %zu and a bad tag", w->n, w->bad_tag, k - 1);
+    free(w);
+}
+
+/*
+ * A spool entry altered (or torn): the entries before it are recovered, the ones from it on are
+ * not, and the audit-recovery record says that the spool ended at a torn or altered entry.
+ */
+static void test_spool_torn_entry(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log;
+    struct rec_list *l;
+    int64_t t0, t1;
+
+    spool_writer(f, SPOOL_N, NULL, &t0, &t1);
+    alter_spool_entry(f, SPOOL_TORN);
+    log = open_spooled(f, NULL);
+    assert_int_equal(meta_spool_seq(f), SPOOL_TORN - 1);
+    assert_int_equal(close_log(log, 5), 0);
+
+    l = read_all(f->db);
+    assert_int_equal(l->n, SPOOL_TORN);
+    expect_generated(l, 0, SPOOL_TORN - 2, t0, t1);
+    expect_recovery(l, SPOOL_TORN - 1, 1);
+    expect_chain(f, l);
+    rec_list_free(l);
+    expect_verifies(f, NULL, SPOOL_TORN);
+}
+
+/*
+ * The torn entry is reported by the open that recovers the spool, not again by every later
+ * open of the log.
+ */
+static void test_spool_torn_entry_reported_once(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log;
+    int64_t t0, t1;
+
+    spool_writer(f, SPOOL_N, NULL, &t0, &t1);
+    alter_spool_entry(f, SPOOL_TORN);
+    log = open_spooled(f, NULL);
+    assert_int_equal(close_log(log, 5), 0);
+    assert_int_equal(count_op(f, "audit-recovery"), 1);
+    log = open_spooled(f, NULL);
+    assert_int_equal(close_log(log, 5), 0);
+    CHECK(count_op(f, "audit-recovery") == 1, "reopening the recovered log, with no record "
+          "written since, left %" PRId64 " audit-recovery records; the last says: %s",
+          count_op(f, "audit-recovery"), last_detail(f));
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_TORN);
+    expect_verifies(f, NULL, SPOOL_TORN);
+}
+
+/*
+ * Two writers on one log in one process: the first holds the spool, the second commits each
+ * record before acknowledging it (and so cannot acknowledge while the database is locked, when
+ * the first still can).  Every record of both is in the log once, in each writer's order.
+ */
+static void test_spool_second_writer(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *a = open_spooled(f, NULL), *b = open_spooled(f, NULL);
+    struct sp_walk *w = calloc(1, sizeof(*w));
+    struct rec_list *l;
+    char path[300], detail[64];
+    int next[2] = {0, 0}, gaps = 0;
+
+    assert_non_null(w);
+    spool_path(f, path, sizeof(path));
+    for (int i = 0; i < 40; i++) {
+        struct audit_log *log = i % 2 ? b : a;
+        struct audit_record r = {
+            .uid = 1000 + i % 2, .gid = 1000, .pid = 100 + i % 2, .ppid = 1,
+            .pstart = AUDIT_NONE, .bytes = AUDIT_NONE, .op = "create", .result = "ok",
+            .path = "/shared", .process = i % 2 ? "second" : "first", .detail = detail,
+        };
+        snprintf(detail, sizeof(detail), "writer %d n %d", i % 2, i / 2);
+        assert_int_equal(audit_append(log, &r), 0);
+        if (i % 2) /* no spool: committed when acknowledged */
+            CHECK(sql_int(f->db, "SELECT count(*) FROM records WHERE detail = '%s'", detail) == 1,
+                  "the second writer acknowledged '%s' before committing it", detail);
+    }
+    assert_int_equal(audit_sync(a), 0); /* both writers idle from here */
+    assert_int_equal(audit_sync(b), 0);
+    assert_true(audit_healthy(a));
+    assert_true(audit_healthy(b));
+    /* the spool has only ever held the first writer's records */
+    sp_walk(path, f->sk, w);
+    assert_int_equal(sp_holding(path, w, "writer 1 "), 0);
+    free(w);
+
+    /* while nothing can commit, the first writer still acknowledges (spooled), the second
+     * cannot */
+    {
+        struct audit_record r = {
+            .uid = 1000, .gid = 1000, .pid = 100, .ppid = 1, .pstart = AUDIT_NONE,
+            .bytes = AUDIT_NONE, .op = "create", .result = "ok", .path = "/shared",
+            .process = "first", .detail = "writer 0 n 20",
+        };
+        sqlite3 *h = lock_db(f->db);
+        int64_t t = now_ns(), waited = 0;
+        assert_int_equal(audit_append(a, &r), 0);
+        CHECK(now_ns() - t < 300000000LL, "the spooled append waited %.3f s",
+              (double)(now_ns() - t) / 1e9);
+        r.uid = 1001;
+        r.pid = 101;
+        r.process = "second";
+        r.detail = "writer 1 n 20";
+        assert_int_equal(audit_append(b, &r), -EIO);
+        assert_false(audit_healthy(b));
+        while (audit_healthy(a) && waited < 5000) { /* its writer's commit fails too */
+            sleep_ms(20);
+            waited += 20;
+        }
+        assert_false(audit_healthy(a));
+        unlock_db(h);
+        waited = 0;
+        while ((!audit_healthy(a) || !audit_healthy(b)) && waited < 10000) {
+            sleep_ms(50);
+            waited += 50;
+        }
+        CHECK(audit_healthy(a) && audit_healthy(b), "the writers did not recover within 10 s");
+    }
+    assert_int_equal(close_log(b, 5), 0);
+    assert_int_equal(close_log(a, 5), 0);
+
+    l = read_all(f->db);
+    assert_int_equal(l->n, 44); /* 42 and an audit-gap record of each writer */
+    for (size_t k = 0; k < l->n; k++) {
+        int t, n;
+        if (strcmp(l->v[k].op, "audit-gap") == 0) {
+            gaps++;
+            continue;
+        }
+        assert_int_equal(sscanf(SHOW(l->v[k].detail), "writer %d n %d", &t, &n), 2);
+        assert_true(t == 0 || t == 1);
+        CHECK(n == next[t], "writer %d: record n %d where %d was due", t, n, next[t]);
+        assert_string_equal(l->v[k].process, t ? "second" : "first");
+        next[t]++;
+    }
+    assert_int_equal(next[0], 21);
+    assert_int_equal(next[1], 21);
+    assert_int_equal(gaps, 2);
+    expect_chain(f, l);
+    rec_list_free(l);
+    expect_verifies(f, NULL, 44);
+
+    a = open_spooled(f, NULL);
+    assert_int_equal(close_log(a, 5), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), 44);
+    assert_int_equal(count_op(f, "audit-recovery"), 0);
+}
+
+static int spooled_append(struct audit_log *log, const char *op, const char *detail)
+{
+    struct audit_record r = {
+        .uid = 0, .gid = 0, .pid = 1, .ppid = AUDIT_NONE, .pstart = AUDIT_NONE,
+        .bytes = AUDIT_NONE, .op = op, .path = "/outage", .result = "ok", .detail = detail,
+    };
+
+    return audit_append(log, &r);
+}
+
+/*
+ * Fail-closed with the spool: until the writer finds that it cannot commit, appends are spooled
+ * and acknowledged at once; from then on nothing is spooled and appends fail with EIO.  After
+ * the outage the audit-gap record comes first, then every record queued, each once.
+ */
+static void test_spool_fail_closed(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log = open_spooled(f, NULL);
+    struct sp_walk *w = calloc(1, sizeof(*w));
+    struct rec_list *l;
+    char path[300], detail[64];
+    sqlite3 *h;
+    int ok = 0, rc, waited = 0;
+
+    assert_non_null(w);
+    spool_path(f, path, sizeof(path));
+    put_record(log, 1, "mount", 0);
+    assert_int_equal(audit_sync(log), 0);
+    h = lock_db(f->db);
+    for (;;) {
+        int64_t a = now_ns(), took;
+        snprintf(detail, sizeof(detail), "spooled #%03d#", ok + 1);
+        rc = spooled_append(log, "write", detail);
+        took = now_ns() - a;
+        if (rc != 0)
+            break;
+        CHECK(took < 300000000LL, "append %d was acknowledged after %.3f s, not once spooled",
+              ok + 1, (double)took / 1e9);
+        ok++;
+        CHECK(ok < 200, "appends still succeed 10 s after the database was locked");
+        sleep_ms(50);
+    }
+    assert_int_equal(rc, -EIO);
+    CHECK(ok >= 5, "only %d appends were acknowledged before the writer's commit failed", ok);
+    assert_false(audit_healthy(log));
+    audit_refused(log);
+    assert_int_equal(audit_submit(log, &(struct audit_record){.op = "rmdir", .path = "/queued",
+                                                              .result = "ENOTEMPTY", .uid = 0,
+                                                              .gid = 0, .pid = 1,
+                                                              .ppid = AUDIT_NONE,
+                                                              .pstart = AUDIT_NONE,
+                                                              .bytes = AUDIT_NONE,
+                                                              .detail = "submitted"}), 0);
+    /* in the spool: exactly the acknowledged ones */
+    sp_walk(path, f->sk, w);
+    CHECK(w->n == (size_t)ok, "the spool holds %zu entries, %d appends were acknowledged", w->n,
+          ok);
+    assert_int_equal(sp_holding(path, w, "spooled #"), (size_t)ok);
+    for (int k = 1; k <= ok; k++) {
+        snprintf(detail, sizeof(detail), "spooled #%03d#", k);
+        assert_int_equal(sp_holding(path, w, detail), 1);
+    }
+    assert_int_equal(w->sseq[0], 2); /* after the mount's entry, committed and rewound over */
+    snprintf(detail, sizeof(detail), "spooled #%03d#", ok + 1); /* the one refused with EIO */
+    assert_int_equal(sp_holding(path, w, detail), 0);
+    assert_int_equal(sp_holding(path, w, "submitted"), 0);
+    free(w);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), 1);
+
+    unlock_db(h);
+    while (!audit_healthy(log) && waited < 10000) {
+        sleep_ms(50);
+        waited += 50;
+    }
+    CHECK(audit_healthy(log), "the log did not recover within 10 s after the lock was released");
+    assert_int_equal(close_log(log, 5), 0);
+
+    l = read_all(f->db);
+    assert_int_equal(l->n, (size_t)ok + 4);
+    assert_string_equal(l->v[0].op, "mount");
+    assert_string_equal(l->v[1].op, "audit-gap");
+    CHECK(strstr(SHOW(l->v[1].detail), "1 operations were refused") != NULL,
+          "audit-gap detail: %s", SHOW(l->v[1].detail));
+    /* the acknowledged ones, then the first one refused with EIO: it stayed queued */
+    for (int k = 0; k <= ok; k++) {
+        snprintf(detail, sizeof(detail), "spooled #%03d#", k + 1);
+        assert_string_equal(SHOW(l->v[2 + k].detail), detail);
+        assert_string_equal(l->v[2 + k].op, "write");
+    }
+    assert_string_equal(l->v[ok + 3].op, "rmdir");
+    assert_string_equal(SHOW(l->v[ok + 3].detail), "submitted");
+    expect_chain(f, l);
+    rec_list_free(l);
+    expect_verifies(f, NULL, ok + 4);
+    /* the mount and the acknowledged ones went through the spool, numbered 1.. */
+    assert_int_equal(meta_spool_seq(f), ok + 1);
+
+    log = open_spooled(f, NULL);
+    assert_int_equal(close_log(log, 5), 0);
+    assert_int_equal(count_op(f, "audit-recovery"), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), ok + 4);
+}
+
+/*
+ * Closing while commits fail: the records acknowledged from the spool are not lost with the
+ * process; the next open commits them.
+ */
+static void test_spool_close_while_unhealthy(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log = open_spooled(f, NULL);
+    struct rec_list *l;
+    char detail[64];
+    sqlite3 *h;
+    int rc;
+
+    put_record(log, 1, "mount", 0);
+    assert_int_equal(audit_sync(log), 0);
+    h = lock_db(f->db);
+    for (int k = 1; k <= 3; k++) {
+        snprintf(detail, sizeof(detail), "kept #%d#", k);
+        assert_int_equal(spooled_append(log, "write", detail), 0);
+    }
+    rc = close_log(log, 0);
+    unlock_db(h);
+    assert_int_equal(rc, -1); /* not committed */
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), 1);
+
+    log = open_spooled(f, NULL);
+    assert_int_equal(close_log(log, 5), 0);
+    l = read_all(f->db);
+    assert_int_equal(l->n, 5);
+    assert_string_equal(l->v[0].op, "mount");
+    for (int k = 1; k <= 3; k++) {
+        snprintf(detail, sizeof(detail), "kept #%d#", k);
+        assert_string_equal(SHOW(l->v[k].detail), detail);
+    }
+    expect_recovery(l, 3, 0);
+    expect_chain(f, l);
+    rec_list_free(l);
+    expect_verifies(f, NULL, 5);
+}
+
+/* The spool is the writer's alone: created 0600 whatever the umask, never through a symlink. */
+static void test_spool_file(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log;
+    char path[300], other[300], link[320], target[300];
+    struct stat st;
+    mode_t old = umask(0); /* as the daemon runs */
+
+    log = open_spooled(f, NULL);
+    umask(old);
+    spool_path(f, path, sizeof(path));
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    CHECK((st.st_mode & 07777) == 0600, "the spool has mode %04o", (unsigned)(st.st_mode & 07777));
+    assert_int_equal(st.st_uid, geteuid());
+    assert_int_equal(st.st_size, SPOOL_SIZE);
+    put_record(log, 1, NULL, 0);
+    assert_int_equal(close_log(log, 5), 0);
+    expect_verifies(f, NULL, 1);
+
+    /* a symlink where the spool goes: not followed; the log commits every record instead */
+    snprintf(other, sizeof(other), "%s/other.db", f->dir);
+    snprintf(link, sizeof(link), "%s-spool", other);
+    snprintf(target, sizeof(target), "%s/elsewhere", f->dir);
+    assert_int_equal(symlink(target, link), 0);
+    log = open_spooled(f, other);
+    assert_int_equal(spooled_append(log, "write", "through a link?"), 0);
+    assert_int_equal(sql_int(other, "SELECT count(*) FROM records"), 1);
+    assert_int_equal(close_log(log, 5), 0);
+    assert_int_equal(access(target, F_OK), -1);
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    expect_verifies(f, other, 1);
+}
+
+/*
+ * audit_sync once the log has recovered from an outage: everything queued is committed, so it
+ * makes the log durable and succeeds, also when the last record queued was refused with EIO.
+ */
+static void test_sync_after_outage(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log = open_log(f, NULL);
+    sqlite3 *h;
+    int waited = 0, rc;
+
+    put_record(log, 1, "mount", 0);
+    h = lock_db(f->db);
+    assert_int_equal(audit_append(log, &(struct audit_record){.op = "unlink", .path = "/during",
+                                                              .result = "ok", .uid = 0,
+                                                              .gid = 0, .pid = 1,
+                                                              .ppid = AUDIT_NONE,
+                                                              .pstart = AUDIT_NONE,
+                                                              .bytes = AUDIT_NONE}), -EIO);
+    unlock_db(h);
+    while (!audit_healthy(log) && waited < 10000) {
+        sleep_ms(50);
+        waited += 50;
+    }
+    CHECK(audit_healthy(log), "the log did not recover within 10 s after the lock was released");
+    /* mount, audit-gap, unlink: all committed */
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), 3);
+    rc = audit_sync(log);
+    CHECK(rc == 0, "audit_sync on a healthy log with every record committed returned %d", rc);
+    assert_int_equal(close_log(log, 5), 0);
+    expect_verifies(f, NULL, 3);
+}
+
 /* "--child MODE DB VAULTID-HEX SK-HEX ARGS...": see run_child. */
 static int child_main(int argc, char **argv)
 {
@@ -2004,6 +2769,8 @@ static int child_main(int argc, char **argv)
     g_real_time = 1;
     if (strcmp(argv[2], "killed-writer") == 0 && argc == 8)
         return child_killed_writer(&f, strtoll(argv[6], NULL, 10), atoi(argv[7]));
+    if (strcmp(argv[2], "spool-writer") == 0 && (argc == 7 || argc == 8))
+        return child_spool_writer(&f, strtoll(argv[6], NULL, 10), argc == 8 ? argv[7] : NULL);
     if (strcmp(argv[2], "verify-as-nobody") == 0 && argc == 7) {
         struct audit_verify_result res;
         struct rec_list l = {0};
@@ -2092,6 +2859,15 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_killed_writer_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_closed_and_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_while_unhealthy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_after_outage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_recovers_killed_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_no_duplicates_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_torn_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_torn_entry_reported_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_second_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_fail_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_close_while_unhealthy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_file, setup, teardown),
     };
 
     if (argc > 1 && strcmp(argv[1], "--child") == 0)
