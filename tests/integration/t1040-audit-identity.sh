@@ -7,12 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
 
-KEY=$SCRATCH/key
-B=$SCRATCH/backing
-M=$SCRATCH/mnt
-new_keyfile "$KEY"
-make_vault "$B" "$KEY" || bail "custodyctl init failed: $(cat "$SCRATCH/init.err")"
-mount_vault "$B" "$M" --keyfile "$KEY" || bail "mount failed: $(cat "$SCRATCH/mount.err")"
+setup_vault
 
 ROLE=5555        # a role (group) that may read "secret"; no account needs to exist
 echo "for the role" > "$M/secret"
