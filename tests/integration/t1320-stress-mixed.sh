@@ -1,5 +1,5 @@
 #!/bin/bash
-# Mixed load for STRESS_SECONDS (default 120): STRESS_WORKERS (default 6) processes create, write
+# Mixed load for STRESS_SECONDS (default 90): STRESS_WORKERS (default 6) processes create, write
 # at random offsets and sizes, append, truncate, read, rename, unlink and list in the same four
 # directories, each checking its own files against an exact in-memory copy, and publish
 # self-describing versions of shared names with write-temporary/fsync/rename; a verifier process
@@ -12,7 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
 T_START=$(date +%s)
-SECONDS_RUN=${STRESS_SECONDS:-120}
+SECONDS_RUN=${STRESS_SECONDS:-90}
 WORKERS=${STRESS_WORKERS:-6}
 SAMPLE_EVERY=$(( SECONDS_RUN >= 60 ? 3 : 1 ))
 MIXED=$LIB_DIR/stress/mixed.py
