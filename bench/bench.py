@@ -685,6 +685,17 @@ class Bench:
         self.record(s.name, "loader_epoch1", ep[0])
         self.record(s.name, "loader_later", statistics.mean(ep[1:]))
 
+    def mount_fresh(self, s, what):
+        """Prepare and mount system s; on failure record it under `what` and clean up."""
+        try:
+            s.prepare()
+            s.mount()
+            return True
+        except BenchError as e:
+            self.error(s.name, what, e)
+            s.remove()
+            return False
+
     def one_system_run(self, name, run_no):
         base = os.path.join(self.scratch, "run%d" % run_no, name)
         s = System(name, self, base)
@@ -701,12 +712,7 @@ class Bench:
         if wanted & {2, 3}:
             wanted.add(1)          # reads need the file that workload 1 writes
         workloads = [w for w in workloads if w[0] in wanted]
-        try:
-            s.prepare()
-            s.mount()
-        except BenchError as e:
-            self.error(name, "mount", e)
-            s.remove()
+        if not self.mount_fresh(s, "mount"):
             return
         try:
             for num, label, fn in workloads:
@@ -773,12 +779,7 @@ class Bench:
         base = os.path.join(self.scratch, "scale", name)
         s = System(name, self, base)
         p = self.params
-        try:
-            s.prepare()
-            s.mount()
-        except BenchError as e:
-            self.error(name, "scale", e)
-            s.remove()
+        if not self.mount_fresh(s, "scale"):
             return
         tree = os.path.join(s.mnt, "tree")
         phases = {}
