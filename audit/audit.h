@@ -14,7 +14,9 @@
  * the process being killed: written to the spool (audit/spool.c: one pwrite to a preallocated
  * file beside the database, which the next audit_open commits if this process dies first), or,
  * without a spool, committed.  audit_submit() queues a record without waiting (coalesced reads
- * and writes; spooled too when there is a spool).  When a commit fails (disk full, read-only,
+ * and writes; spooled too when there is a spool).  Spooled records are committed in batches:
+ * the writer lets them gather for up to 20 ms (or 256 records), so that records arriving one at
+ * a time share a transaction; audit_sync() and unspooled records commit at once.  When a commit fails (disk full, read-only,
  * locked), the records stay queued, the log turns unhealthy (audit_healthy() false), nothing
  * more is spooled, and the writer retries; when a commit succeeds again it first records the
  * outage itself ("audit-gap": how long, how many operations were refused).  Records are never

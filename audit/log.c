@@ -22,6 +22,14 @@
 #include <unistd.h>
 
 #define RETRY_MS 200
+/*
+ * Spooled records are safe already, so the writer lets them gather before it commits: records
+ * that arrive one at a time (an open here, a read there) then share a transaction instead of
+ * paying one each.  It commits once LINGER_RECORDS are queued, LINGER_MS after the oldest
+ * arrived, or at once when a record is not spooled, a sync is wanted, or the spool fills.
+ */
+#define LINGER_MS 20
+#define LINGER_RECORDS 256
 #define NS_PER_S 1000000000LL
 
 struct qrec {
@@ -46,12 +54,14 @@ struct audit_log {
     pthread_mutex_t mu;
     pthread_cond_t work, done;
     struct qrec *qhead, **qtail;
+    unsigned qlen, qloose;                   /* queued; of which not spooled */
+    int64_t qfirst_ns;                       /* when the oldest queued record arrived */
     uint64_t next_ticket, committed, failed; /* tickets: committed/failed up to */
     uint64_t sync_wanted, synced;            /* tickets */
     int stop, healthy, grace_seconds;
     int committing;                          /* a round is under way (writer or a caller) */
     int64_t unhealthy_since;
-    uint64_t refused;
+    uint64_t refused, commits;
     char fail_reason[128];
 
     /* writer-only chain state */
@@ -123,15 +133,48 @@ static void qlist_free(struct qrec *q)
     }
 }
 
-/* Queue a record; caller holds mu.  Wakes the writer when `wake`.  Returns its ticket. */
+/*
+ * Queue a record; caller holds mu.  When `wake`, wakes the writer if it may be idle (the queue
+ * was empty), or if the record should not wait for others.  Returns its ticket.
+ */
 static uint64_t enqueue_locked(struct audit_log *log, struct qrec *q, int wake)
 {
     q->ticket = ++log->next_ticket;
+    if (log->qhead == NULL)
+        log->qfirst_ns = mono_ns();
     *log->qtail = q;
     log->qtail = &q->next;
-    if (wake)
+    log->qlen++;
+    if (q->sseq == 0)
+        log->qloose++;
+    if (wake && (log->qlen == 1 || q->sseq == 0 || log->qlen >= LINGER_RECORDS))
         pthread_cond_signal(&log->work);
     return q->ticket;
+}
+
+/* Take the whole queue; caller holds mu. */
+static struct qrec *take_queue(struct audit_log *log)
+{
+    struct qrec *batch = log->qhead;
+
+    log->qhead = NULL;
+    log->qtail = &log->qhead;
+    log->qlen = 0;
+    log->qloose = 0;
+    return batch;
+}
+
+/* How long the writer may still let the queue gather, in ns (0: commit now).  Holds mu. */
+static int64_t linger_ns(struct audit_log *log)
+{
+    int64_t left;
+
+    if (log->qhead == NULL || log->qloose > 0 || log->qlen >= LINGER_RECORDS || log->stop ||
+        !log->healthy || log->sync_wanted > log->synced || log->spool == NULL ||
+        spool_used(log->spool) > SPOOL_SIZE / 4)
+        return 0;
+    left = log->qfirst_ns + LINGER_MS * 1000000LL - mono_ns();
+    return left > 0 ? left : 0;
 }
 
 /* ---- SQL ---- */
@@ -362,13 +405,13 @@ static void lead_round(struct audit_log *log)
     pthread_cond_broadcast(&log->done);
 }
 
-static void wait_ms(struct audit_log *log, int64_t ms)
+static void wait_ns(struct audit_log *log, int64_t ns)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
+    ts.tv_sec += ns / NS_PER_S;
+    ts.tv_nsec += ns % NS_PER_S;
     if (ts.tv_nsec >= NS_PER_S) {
         ts.tv_sec++;
         ts.tv_nsec -= NS_PER_S;
@@ -396,8 +439,12 @@ static void requeue_front(struct audit_log *log, struct qrec *batch)
 
     if (batch == NULL)
         return;
-    while (*end != NULL)
+    while (*end != NULL) {
+        log->qlen++;
+        log->qloose += (*end)->sseq == 0;
         end = &(*end)->next;
+    }
+    log->qfirst_ns = mono_ns();
     *end = log->qhead;
     if (log->qhead == NULL)
         log->qtail = end;
@@ -427,8 +474,7 @@ static void writer_round(struct audit_log *log)
     char reason[128];
 
     memcpy(reason, log->fail_reason, sizeof(reason));
-    log->qhead = NULL;
-    log->qtail = &log->qhead;
+    take_queue(log);
     pthread_mutex_unlock(&log->mu);
     rc = commit_batch(log, batch, recovering, since, &refused, reason, due);
     if (rc == SQLITE_OK && log->last_head_seq == log->next_seq - 1)
@@ -444,6 +490,7 @@ static void writer_round(struct audit_log *log)
         mark_unhealthy(log, rc);
     } else if (rc == SQLITE_OK) {
         qlist_free(batch);
+        log->commits++;
         log->committed = last;
         log->failed = 0; /* what failed before is committed now: syncs may succeed again */
         if (log->spool != NULL && log->qhead == NULL)
@@ -478,13 +525,18 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&log->done, &log->mu);
             continue;
         }
+        int64_t linger = linger_ns(log);
+        if (linger > 0) {
+            wait_ns(log, linger);
+            continue;
+        }
         if (log->qhead != NULL || !log->healthy || log->sync_wanted > log->synced ||
             head_due(log) || log->stop)
             lead_round(log);
         if (!log->healthy)
-            wait_ms(log, RETRY_MS);
+            wait_ns(log, RETRY_MS * 1000000LL);
         else if (log->qhead == NULL && !log->stop && log->sync_wanted <= log->synced)
-            wait_ms(log, unsigned_records(log) ? 100 : 1000);
+            wait_ns(log, (unsigned_records(log) ? 100 : 1000) * 1000000LL);
     }
     pthread_mutex_unlock(&log->mu);
     return NULL;
@@ -571,6 +623,16 @@ int audit_healthy(struct audit_log *log)
     h = log->healthy;
     pthread_mutex_unlock(&log->mu);
     return h;
+}
+
+uint64_t audit_log_commits(struct audit_log *log)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&log->mu);
+    n = log->commits;
+    pthread_mutex_unlock(&log->mu);
+    return n;
 }
 
 void audit_refused(struct audit_log *log)
@@ -894,9 +956,7 @@ int audit_open(const struct audit_config *cfg, struct audit_log **out, char *err
                  sqlite3_errmsg(log->db));
         goto fail;
     }
-    qlist_free(log->qhead);
-    log->qhead = NULL;
-    log->qtail = &log->qhead;
+    qlist_free(take_queue(log));
     if (log->spool != NULL)
         spool_rewind(log->spool);
     log->last_head_mono = 0; /* the first records are signed at once */

@@ -36,6 +36,9 @@ int audit_row_to_record(sqlite3_stmt *st, struct audit_record *rec);
  */
 extern int64_t audit_verify_split_from;
 
+/* Transactions the log's writer (or a caller leading a round) has committed (log.c; for tests). */
+uint64_t audit_log_commits(struct audit_log *log);
+
 /* Schema. */
 extern const char audit_schema_sql[];
 #define AUDIT_SCHEMA_VERSION "1"

@@ -261,6 +261,11 @@ int64_t spool_append(struct spool *s, const struct audit_record *r)
     return sseq;
 }
 
+uint64_t spool_used(const struct spool *s)
+{
+    return s->pos;
+}
+
 void spool_rewind(struct spool *s)
 {
     static const unsigned char none[SPOOL_HDR];

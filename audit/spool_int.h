@@ -40,6 +40,9 @@ int spool_replay(struct spool *s, int64_t after, spool_entry_fn fn, void *arg, i
  */
 int64_t spool_append(struct spool *s, const struct audit_record *r);
 
+/* spool_used: bytes written since the last rewind. */
+uint64_t spool_used(const struct spool *s);
+
 /* spool_rewind: every entry written is committed: start again at offset 0. */
 void spool_rewind(struct spool *s);
 

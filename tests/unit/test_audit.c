@@ -2719,6 +2719,49 @@ static void test_spool_file(void **state)
 }
 
 /*
+ * Spooled records that arrive one at a time share transactions: the writer lets them gather for
+ * a moment instead of committing each.  They still reach the database by themselves, without a
+ * sync, within that moment; a sync commits at once.  Without a spool every append is committed
+ * when it returns.
+ */
+static void test_spool_records_share_commits(void **state)
+{
+    struct fx *f = *state;
+    struct audit_log *log = open_spooled(f, NULL);
+    uint64_t before = audit_log_commits(log), used;
+    int waited = 0;
+
+    for (int i = 1; i <= SPOOL_N; i++) {
+        put_record(log, i, NULL, 0);
+        usleep(250);
+    }
+    while (sql_int(f->db, "SELECT count(*) FROM records") < SPOOL_N && waited < 5000) {
+        usleep(10000);
+        waited += 10;
+    }
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N);
+    used = audit_log_commits(log) - before;
+    CHECK(used >= 1 && used <= SPOOL_N / 4,
+          "%d records appended 250 us apart took %" PRIu64 " transactions", SPOOL_N, used);
+
+    before = audit_log_commits(log);
+    put_record(log, SPOOL_N + 1, NULL, 0);
+    assert_int_equal(audit_sync(log), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 1);
+    assert_int_equal(audit_log_commits(log) - before, 1);
+    assert_int_equal(close_log(log, 5), 0);
+    expect_verifies(f, NULL, SPOOL_N + 1);
+
+    log = open_log(f, NULL);
+    for (int i = 1; i <= 5; i++) {
+        put_record(log, SPOOL_N + 1 + i, NULL, 0);
+        assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 1 + i);
+    }
+    assert_int_equal(close_log(log, 5), 0);
+    expect_verifies(f, NULL, SPOOL_N + 6);
+}
+
+/*
  * audit_sync once the log has recovered from an outage: everything queued is committed, so it
  * makes the log durable and succeeds, also when the last record queued was refused with EIO.
  */
@@ -2868,6 +2911,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_spool_fail_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_close_while_unhealthy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_records_share_commits, setup, teardown),
     };
 
     if (argc > 1 && strcmp(argv[1], "--child") == 0)
