@@ -5,6 +5,7 @@
 #include "fs/contentio.h"
 #include "fs/fslog.h"
 #include "fs/node.h"
+#include "fs/reaper.h"
 #include "fs/trail.h"
 
 #include <dirent.h>
@@ -765,6 +766,9 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
         return -EIO;
     n = contentio_write(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, fh(fi)->append,
                         &bad);
+    if (n == -ENOSPC && reaper_drain()) /* space of files just unlinked, freed now */
+        n = contentio_write(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, fh(fi)->append,
+                            &bad);
     if (n == -EIO)
         integrity_failure(rpath(path, fi), fh(fi)->node, bad);
     if (n > 0)
@@ -788,6 +792,8 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len,
     else if (off < 0 || len <= 0)
         rc = -EINVAL;
     else
+        rc = contentio_allocate(fh(fi)->node, fh(fi)->fd, (uint64_t)off, (uint64_t)len, &bad);
+    if (rc == -ENOSPC && reaper_drain())
         rc = contentio_allocate(fh(fi)->node, fh(fi)->fd, (uint64_t)off, (uint64_t)len, &bad);
     if (rc == -EIO)
         integrity_failure(rpath(path, fi), fh(fi)->node, bad);
@@ -947,13 +953,28 @@ static int check_sticky(int dfd, const char *name)
     return access_sticky(&req_cred, &dir, &st);
 }
 
+/*
+ * A file losing its last name is held open across the unlinkat(), and the reaper closes it: the
+ * backing filesystem then frees its blocks outside this request (fs/reaper.h).
+ */
 static int do_unlink(int dfd, const char *name, void *arg)
 {
-    int rc = check_sticky(dfd, name);
+    int flags = *(int *)arg, rc = check_sticky(dfd, name), fd = -1;
+    struct stat st;
 
     if (rc != 0)
         return rc;
-    return unlinkat(dfd, name, *(int *)arg) == 0 ? 0 : neg_errno();
+    if (flags == 0) {
+        fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    rc = unlinkat(dfd, name, flags) == 0 ? 0 : neg_errno();
+    if (fd >= 0)
+        reaper_put(fd, (uint64_t)st.st_blocks * 512);
+    return rc;
 }
 
 /*
@@ -1239,6 +1260,7 @@ static int op_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 static int op_statfs(const char *path, struct statvfs *sv)
 {
     (void)path;
+    reaper_drain(); /* space of files just unlinked counts as free */
     return fstatvfs(root_fd(), sv) == 0 ? 0 : neg_errno();
 }
 
@@ -1482,6 +1504,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static void op_destroy(void *data)
 {
     (void)data;
+    reaper_stop();
     node_table_destroy();
 }
 

@@ -256,4 +256,22 @@ for n in (0, 1, 4095, 4096, 4097, 100000):
     assert listed["f%d" % n].st_size == n, (n, listed["f%d" % n].st_size)
 ' "$M/sizes"
 
+# Unlinking hands the last close of a file to a background thread (the backing filesystem frees
+# its blocks there), but statfs through the mount waits for it: space freed shows at once.
+mkdir "$M/space"
+for i in $(seq 1 40); do head -c $((1 << 20)) /dev/urandom > "$M/space/f$i"; done
+sync
+expect_ok "unlinked files: statfs through the mount shows their space free at once" '
+import os
+d = argv[0]
+sv = os.statvfs(d)
+before = sv.f_bavail * sv.f_frsize
+for i in range(1, 41):
+    os.unlink(os.path.join(d, "f%d" % i))
+sv = os.statvfs(d)
+after = sv.f_bavail * sv.f_frsize
+assert after - before >= 38 << 20, (before, after, after - before)
+' "$M/space"
+check_eq "unlinked files: no backing file left" 0 "$(find "$B/space" -type f | wc -l)"
+
 done_testing
