@@ -17,6 +17,19 @@
  *            associated data: bytes 0..55
  *   128      end
  *
+ * Format 2 (40 bytes):
+ *
+ *     0   4  magic "CST2"
+ *     4   1  cipher of the blocks
+ *     5   1  flags (CONTENT_FLAG_*)
+ *     6   2  reserved (0)
+ *     8  16  file ID (random)
+ *    24  16  tag: BLAKE2b-128 over bytes 0..23, keyed with the file's MAC key
+ *    40      end
+ *
+ *   data key (32) | MAC key (32) = BLAKE2b-512(key = file-key root, empty message,
+ *                                              salt = file ID, personal = "custodyfs-file-2")
+ *
  * Block associated data: file ID (16) | block index (8, little-endian).
  */
 #include "content.h"
@@ -46,8 +59,21 @@
 #define HDR_WRAPPED_SIZE (CONTENT_KEY_SIZE + crypto_aead_xchacha20poly1305_ietf_ABYTES)
 #define BLOCK_AD_SIZE (CONTENT_FILE_ID_SIZE + 8)
 
+#define V2_MAGIC "CST2"
+#define V2_MAGIC_SIZE 4
+#define V2_OFF_CIPHER 4
+#define V2_OFF_FLAGS 5
+#define V2_OFF_RESERVED 6
+#define V2_OFF_FILE_ID 8
+#define V2_OFF_TAG 24
+#define V2_TAG_SIZE 16
+#define V2_PERSONAL "custodyfs-file-2"
+
 _Static_assert(HDR_OFF_WRAPPED + HDR_WRAPPED_SIZE == CONTENT_HEADER_SIZE, "header layout");
 _Static_assert(sizeof(HDR_MAGIC) == HDR_MAGIC_SIZE, "magic size");
+_Static_assert(V2_OFF_TAG + V2_TAG_SIZE == CONTENT_HEADER_V2_SIZE, "format-2 header layout");
+_Static_assert(sizeof(V2_PERSONAL) - 1 == crypto_generichash_blake2b_PERSONALBYTES, "personal");
+_Static_assert(CONTENT_FILE_ID_SIZE == crypto_generichash_blake2b_SALTBYTES, "file ID as salt");
 _Static_assert(CONTENT_TAG_SIZE == crypto_aead_aes256gcm_ABYTES, "GCM tag");
 _Static_assert(CONTENT_TAG_SIZE == crypto_aead_xchacha20poly1305_ietf_ABYTES, "Poly1305 tag");
 _Static_assert(CONTENT_MAX_NONCE_SIZE == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "nonce");
@@ -63,6 +89,7 @@ struct content_file {
     uint32_t flags;
     uint32_t epoch;
     unsigned cipher;
+    unsigned format;                          /* 1 or 2 */
 };
 _Static_assert(sizeof(struct content_file) <= SECMEM_SLOT_SIZE, "content_file fits a slot");
 
@@ -111,7 +138,7 @@ unsigned content_cipher_from_name(const char *name)
 
 size_t content_nonce_size(unsigned cipher)
 {
-    switch (cipher) {
+    switch (CONTENT_LAYOUT_CIPHER(cipher)) {
     case CIPHER_AES256GCM: return crypto_aead_aes256gcm_NPUBBYTES;
     case CIPHER_XCHACHA20POLY1305: return crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
     default: return 0;
@@ -123,31 +150,38 @@ size_t content_block_overhead(unsigned cipher)
     return content_nonce_size(cipher) + CONTENT_TAG_SIZE;
 }
 
-uint64_t content_block_offset(unsigned cipher, uint64_t blockno)
+size_t content_header_size(unsigned layout)
 {
-    return CONTENT_HEADER_SIZE + blockno * (CONTENT_BLOCK_SIZE + content_block_overhead(cipher));
+    return (layout & CONTENT_FORMAT2) ? CONTENT_HEADER_V2_SIZE : CONTENT_HEADER_SIZE;
 }
 
-uint64_t content_cipher_size(unsigned cipher, uint64_t plain_size)
+uint64_t content_block_offset(unsigned layout, uint64_t blockno)
+{
+    return content_header_size(layout) +
+           blockno * (CONTENT_BLOCK_SIZE + content_block_overhead(layout));
+}
+
+uint64_t content_cipher_size(unsigned layout, uint64_t plain_size)
 {
     uint64_t blocks = (plain_size + CONTENT_BLOCK_SIZE - 1) >> CONTENT_BLOCK_SHIFT;
 
-    return CONTENT_HEADER_SIZE + plain_size + blocks * content_block_overhead(cipher);
+    return content_header_size(layout) + plain_size + blocks * content_block_overhead(layout);
 }
 
-uint64_t content_plain_size(unsigned cipher, uint64_t cipher_size, int *valid)
+uint64_t content_plain_size(unsigned layout, uint64_t cipher_size, int *valid)
 {
-    uint64_t stored = CONTENT_BLOCK_SIZE + content_block_overhead(cipher);
-    uint64_t payload, full, rest;
+    uint64_t stored = CONTENT_BLOCK_SIZE + content_block_overhead(layout);
+    uint64_t hsize = content_header_size(layout), payload, full, rest;
+    unsigned cipher = layout;
 
     *valid = 1;
     if (cipher_size == 0)
         return 0;
-    if (cipher_size < CONTENT_HEADER_SIZE) {
+    if (cipher_size < hsize) {
         *valid = 0;
         return 0;
     }
-    payload = cipher_size - CONTENT_HEADER_SIZE;
+    payload = cipher_size - hsize;
     full = payload / stored;
     rest = payload % stored;
     if (rest == 0)
@@ -160,17 +194,19 @@ uint64_t content_plain_size(unsigned cipher, uint64_t cipher_size, int *valid)
 }
 
 /* Allocate a zeroed content_file and expand `key` into it. */
-static int file_alloc(unsigned cipher, const unsigned char *key, struct content_file **out)
+static int file_alloc(unsigned layout, const unsigned char *key, struct content_file **out)
 {
+    unsigned cipher = CONTENT_LAYOUT_CIPHER(layout);
     struct content_file *f;
 
     *out = NULL;
-    if (content_nonce_size(cipher) == 0)
+    if (content_nonce_size(cipher) == 0 || (layout & ~(CONTENT_FORMAT2 | 0xffu)) != 0)
         return -CONTENT_EINVAL;
     f = secmem_slot_get();
     if (f == NULL)
         return -CONTENT_ENOMEM;
     f->cipher = cipher;
+    f->format = (layout & CONTENT_FORMAT2) ? 2 : 1;
     memcpy(f->key, key, CONTENT_KEY_SIZE);
     if (cipher == CIPHER_AES256GCM)
         crypto_aead_aes256gcm_beforenm(&f->aes, f->key);
@@ -231,11 +267,50 @@ static void header_encode_clear(const struct content_file *f, uint32_t epoch,
     put_le(hdr + HDR_OFF_EPOCH, epoch, 4);
 }
 
+/*
+ * Format 2: derive the file's data key and MAC key from the vault's file-key root and its ID.
+ * OUT: keys (2 * CONTENT_KEY_SIZE bytes; the caller wipes them).
+ */
+static void v2_derive(const unsigned char *root, const unsigned char id[CONTENT_FILE_ID_SIZE],
+                      unsigned char keys[2 * CONTENT_KEY_SIZE])
+{
+    crypto_generichash_blake2b_salt_personal(keys, 2 * CONTENT_KEY_SIZE, NULL, 0, root,
+                                             CONTENT_KEY_SIZE, id,
+                                             (const unsigned char *)V2_PERSONAL);
+}
+
+/* Format 2: encode f's header, tagged with `mac_key`. */
+static void v2_encode(const struct content_file *f, const unsigned char *mac_key,
+                      unsigned char hdr[CONTENT_HEADER_SIZE])
+{
+    memset(hdr, 0, CONTENT_HEADER_SIZE);
+    memcpy(hdr, V2_MAGIC, V2_MAGIC_SIZE);
+    hdr[V2_OFF_CIPHER] = (unsigned char)f->cipher;
+    hdr[V2_OFF_FLAGS] = (unsigned char)f->flags;
+    memcpy(hdr + V2_OFF_FILE_ID, f->id, CONTENT_FILE_ID_SIZE);
+    crypto_generichash(hdr + V2_OFF_TAG, V2_TAG_SIZE, hdr, V2_OFF_TAG, mac_key, CONTENT_KEY_SIZE);
+}
+
+static int v2_reseal(const struct master_key *mk, const struct content_file *f,
+                     unsigned char hdr[CONTENT_HEADER_SIZE])
+{
+    unsigned char keys[2 * CONTENT_KEY_SIZE];
+
+    if (mk->file_root == NULL)
+        return -CONTENT_EINVAL;
+    v2_derive(mk->file_root, f->id, keys);
+    v2_encode(f, keys + CONTENT_KEY_SIZE, hdr);
+    sodium_memzero(keys, sizeof(keys));
+    return 0;
+}
+
 int content_header_reseal(const struct master_key *mk, const struct content_file *f,
                           unsigned char hdr[CONTENT_HEADER_SIZE])
 {
     unsigned long long clen;
 
+    if (f->format == 2)
+        return v2_reseal(mk, f, hdr);
     header_encode_clear(f, mk->epoch, hdr);
     randombytes_buf(hdr + HDR_OFF_NONCE, HDR_WRAP_NONCE_SIZE);
     crypto_aead_xchacha20poly1305_ietf_encrypt(hdr + HDR_OFF_WRAPPED, &clen, f->key,
@@ -245,14 +320,66 @@ int content_header_reseal(const struct master_key *mk, const struct content_file
     return 0;
 }
 
-int content_header_new(const struct master_key *mk, unsigned cipher,
+/* Format 2: a new file with a random ID and its derived key. */
+static int v2_new(const struct master_key *mk, unsigned layout,
+                  unsigned char hdr[CONTENT_HEADER_SIZE], struct content_file **out)
+{
+    unsigned char id[CONTENT_FILE_ID_SIZE], keys[2 * CONTENT_KEY_SIZE];
+    int rc;
+
+    *out = NULL;
+    if (mk->file_root == NULL)
+        return -CONTENT_EINVAL;
+    randombytes_buf(id, sizeof(id));
+    v2_derive(mk->file_root, id, keys);
+    rc = file_alloc(layout, keys, out);
+    if (rc == 0) {
+        memcpy((*out)->id, id, CONTENT_FILE_ID_SIZE);
+        v2_encode(*out, keys + CONTENT_KEY_SIZE, hdr);
+    }
+    sodium_memzero(keys, sizeof(keys));
+    return rc;
+}
+
+/* Format 2: check the header and derive the file's key. */
+static int v2_open(const struct master_key *mk, unsigned layout,
+                   const unsigned char hdr[CONTENT_HEADER_SIZE], struct content_file **out)
+{
+    unsigned char keys[2 * CONTENT_KEY_SIZE], tag[V2_TAG_SIZE];
+    int rc;
+
+    *out = NULL;
+    if (memcmp(hdr, V2_MAGIC, V2_MAGIC_SIZE) != 0 ||
+        hdr[V2_OFF_CIPHER] != CONTENT_LAYOUT_CIPHER(layout) ||
+        (hdr[V2_OFF_FLAGS] & ~CONTENT_FLAGS_KNOWN) != 0 || hdr[V2_OFF_RESERVED] != 0 ||
+        hdr[V2_OFF_RESERVED + 1] != 0 || mk->file_root == NULL)
+        return -CONTENT_EBADMSG;
+    v2_derive(mk->file_root, hdr + V2_OFF_FILE_ID, keys);
+    crypto_generichash(tag, sizeof(tag), hdr, V2_OFF_TAG, keys + CONTENT_KEY_SIZE,
+                       CONTENT_KEY_SIZE);
+    if (sodium_memcmp(tag, hdr + V2_OFF_TAG, V2_TAG_SIZE) != 0) {
+        sodium_memzero(keys, sizeof(keys));
+        return -CONTENT_EBADMSG;
+    }
+    rc = file_alloc(layout, keys, out);
+    sodium_memzero(keys, sizeof(keys));
+    if (rc != 0)
+        return rc;
+    memcpy((*out)->id, hdr + V2_OFF_FILE_ID, CONTENT_FILE_ID_SIZE);
+    (*out)->flags = hdr[V2_OFF_FLAGS];
+    return 0;
+}
+
+int content_header_new(const struct master_key *mk, unsigned layout,
                        unsigned char hdr[CONTENT_HEADER_SIZE], struct content_file **out)
 {
     unsigned char key[CONTENT_KEY_SIZE];
     int rc;
 
+    if (layout & CONTENT_FORMAT2)
+        return v2_new(mk, layout, hdr, out);
     randombytes_buf(key, sizeof(key));
-    rc = file_alloc(cipher, key, out);
+    rc = file_alloc(layout, key, out);
     sodium_memzero(key, sizeof(key));
     if (rc != 0)
         return rc;
@@ -278,15 +405,18 @@ int content_header_peek(const unsigned char hdr[CONTENT_HEADER_SIZE],
     return 0;
 }
 
-int content_header_open(const struct master_key *mk, unsigned cipher,
+int content_header_open(const struct master_key *mk, unsigned layout,
                         const unsigned char hdr[CONTENT_HEADER_SIZE], struct content_file **out)
 {
     struct content_header_info info;
     unsigned char key[CONTENT_KEY_SIZE];
     unsigned long long klen;
+    unsigned cipher = layout;
     int rc;
 
     *out = NULL;
+    if (layout & CONTENT_FORMAT2)
+        return v2_open(mk, layout, hdr, out);
     if (content_header_peek(hdr, &info) != 0 || info.cipher != cipher ||
         hdr[HDR_OFF_BSHIFT] != CONTENT_BLOCK_SHIFT || (info.flags & ~CONTENT_FLAGS_KNOWN) != 0 ||
         info.key_epoch != mk->epoch)

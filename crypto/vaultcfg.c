@@ -11,6 +11,7 @@
  *   slot keyfile blake2b 0 0 <salt: 32 hex> <wrapped: 144 hex>
  *   signing-key <Ed25519 public key: 64 hex> <wrapped secret key: 208 hex>
  *   admin-group <gid>                  (optional: the role that administers every file)
+ *   file-key <wrapped file-key root: 144 hex>   (file format 2; absent: format 1)
  *   checksum <BLAKE2b-256 of every byte before this line: 64 hex>
  *
  * Slot wrapping: XChaCha20-Poly1305, key = KDF(secret, salt), nonce = first 24 bytes of
@@ -32,6 +33,7 @@
 #define AD_DOMAIN "custodyfs-vault-v1"
 #define KEYFILE_DOMAIN "custodyfs keyfile v1"
 #define SIGNING_DOMAIN "custodyfs-signing-v1"
+#define FILEKEY_DOMAIN "custodyfs-filekey-v2"
 #define CHECKSUM_SIZE 32
 #define MAX_FIELDS 8
 #define WRAP_NONCE_SIZE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -46,6 +48,7 @@ void master_key_free(struct master_key *mk)
     if (mk == NULL)
         return;
     secmem_free(mk->bytes);
+    secmem_free(mk->file_root);
     free(mk);
 }
 
@@ -176,7 +179,7 @@ static int parse_slot(char **f, int n, struct vault_config *cfg, char *err, size
 
 /* Which of the single-valued lines have been seen. */
 enum { SEEN_MAGIC = 1, SEEN_ID = 2, SEEN_CIPHER = 4, SEEN_BS = 8, SEEN_EPOCH = 16,
-       SEEN_SIGNING = 32, SEEN_ALL = 63, SEEN_ADMIN = 64 };
+       SEEN_SIGNING = 32, SEEN_ALL = 63, SEEN_ADMIN = 64, SEEN_FILEKEY = 128 };
 
 static int parse_signing(char **f, int n, struct vault_config *cfg, unsigned *seen, char *err,
                          size_t errlen)
@@ -252,6 +255,13 @@ static int parse_line(char *line, struct vault_config *cfg, unsigned *seen, char
             return -1;
         }
         cfg->admin_gid = (int64_t)v;
+    } else if (strcmp(f[0], "file-key") == 0) {
+        bit = SEEN_FILEKEY;
+        if (hex_field(f[1], cfg->file_key_wrapped, sizeof(cfg->file_key_wrapped)) != 0) {
+            set_err(err, errlen, "malformed file-key");
+            return -1;
+        }
+        cfg->file_format = 2;
     } else if (strcmp(f[0], "key-epoch") == 0) {
         bit = SEEN_EPOCH;
         if (uint_field(f[1], UINT32_MAX, &v) != 0) {
@@ -310,6 +320,7 @@ int vaultcfg_parse(const char *text, size_t len, struct vault_config *cfg, char 
 
     memset(cfg, 0, sizeof(*cfg));
     cfg->admin_gid = -1;
+    cfg->file_format = 1;
     set_err(err, errlen, "no error");
     if (len > VAULTCFG_MAX_TEXT) {
         set_err(err, errlen, "configuration larger than %d bytes", VAULTCFG_MAX_TEXT);
@@ -396,6 +407,11 @@ int vaultcfg_format(const struct vault_config *cfg, char *buf, size_t buflen)
         bad = appendf(buf, buflen, &pos, "signing-key %s %s\n", spk, swrapped);
     if (!bad && cfg->admin_gid >= 0)
         bad = appendf(buf, buflen, &pos, "admin-group %lld\n", (long long)cfg->admin_gid);
+    if (!bad && cfg->file_format == 2) {
+        sodium_bin2hex(wrapped, sizeof(wrapped), cfg->file_key_wrapped,
+                       sizeof(cfg->file_key_wrapped));
+        bad = appendf(buf, buflen, &pos, "file-key %s\n", wrapped);
+    }
     if (bad)
         return -VAULTCFG_ERANGE;
     crypto_generichash(sum, sizeof(sum), (const unsigned char *)buf, pos, NULL, 0);
@@ -503,10 +519,61 @@ int vaultcfg_signing_key(const struct vault_config *cfg, const struct master_key
     return 0;
 }
 
+#define FILEKEY_AD_SIZE (sizeof(FILEKEY_DOMAIN) + VAULTCFG_ID_SIZE + 1)
+
+static void filekey_ad(const struct vault_config *cfg, unsigned char ad[FILEKEY_AD_SIZE])
+{
+    memcpy(ad, FILEKEY_DOMAIN, sizeof(FILEKEY_DOMAIN));
+    memcpy(ad + sizeof(FILEKEY_DOMAIN), cfg->vault_id, VAULTCFG_ID_SIZE);
+    ad[sizeof(FILEKEY_DOMAIN) + VAULTCFG_ID_SIZE] = (unsigned char)cfg->cipher;
+}
+
+int vaultcfg_use_file_key(struct vault_config *cfg, struct master_key *mk)
+{
+    unsigned char ad[FILEKEY_AD_SIZE];
+
+    if (mk->file_root == NULL && (mk->file_root = secmem_alloc(CONTENT_KEY_SIZE)) == NULL)
+        return -VAULTCFG_ENOMEM;
+    randombytes_buf(mk->file_root, CONTENT_KEY_SIZE);
+    filekey_ad(cfg, ad);
+    randombytes_buf(cfg->file_key_wrapped, WRAP_NONCE_SIZE);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(cfg->file_key_wrapped + WRAP_NONCE_SIZE, NULL,
+                                               mk->file_root, CONTENT_KEY_SIZE, ad, sizeof(ad),
+                                               NULL, cfg->file_key_wrapped, mk->bytes);
+    cfg->file_format = 2;
+    return 0;
+}
+
+int vaultcfg_open_file_key(const struct vault_config *cfg, struct master_key *mk)
+{
+    unsigned char ad[FILEKEY_AD_SIZE];
+
+    if (cfg->file_format != 2)
+        return 0;
+    if (mk->file_root == NULL && (mk->file_root = secmem_alloc(CONTENT_KEY_SIZE)) == NULL)
+        return -VAULTCFG_ENOMEM;
+    filekey_ad(cfg, ad);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+            mk->file_root, NULL, NULL, cfg->file_key_wrapped + WRAP_NONCE_SIZE,
+            VAULTCFG_WRAPPED_SIZE - WRAP_NONCE_SIZE, ad, sizeof(ad), cfg->file_key_wrapped,
+            mk->bytes) != 0) {
+        secmem_free(mk->file_root);
+        mk->file_root = NULL;
+        return -VAULTCFG_ECORRUPT;
+    }
+    return 0;
+}
+
+unsigned vaultcfg_layout(const struct vault_config *cfg)
+{
+    return cfg->cipher | (cfg->file_format == 2 ? CONTENT_FORMAT2 : 0);
+}
+
 int vaultcfg_create(struct vault_config *cfg, unsigned cipher, struct master_key **mk)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->admin_gid = -1;
+    cfg->file_format = 1;
     cfg->format = VAULTCFG_FORMAT;
     cfg->cipher = cipher;
     cfg->block_size = CONTENT_BLOCK_SIZE;

@@ -58,6 +58,11 @@ struct vault_config {
     unsigned char sign_wrapped[VAULTCFG_SIGN_WRAPPED_SIZE];
     /* The admin role: members may change ACLs, owners and modes of any file.  -1: root only. */
     int64_t admin_gid;
+    /* The files' format: 1 (each header wraps its file's key) or 2 (keys derived from the file-key
+     * root, wrapped here by the master key: XChaCha20-Poly1305, associated data: domain, vault
+     * ID, cipher).  Format 2 when the configuration has a "file-key" line. */
+    unsigned file_format;
+    unsigned char file_key_wrapped[VAULTCFG_WRAPPED_SIZE];
 };
 
 /* Argon2id costs for a new passphrase slot (libsodium's "moderate": 3 passes, 256 MiB). */
@@ -92,6 +97,23 @@ int vaultcfg_format(const struct vault_config *cfg, char *buf, size_t buflen);
  * -VAULTCFG_ENOMEM.
  */
 int vaultcfg_create(struct vault_config *cfg, unsigned cipher, struct master_key **mk);
+
+/*
+ * vaultcfg_use_file_key: turn a configuration fresh from vaultcfg_create() to file format 2:
+ * make a random file-key root, wrap it under mk, and keep it in mk->file_root.  Returns 0 or
+ * -VAULTCFG_ENOMEM.
+ */
+int vaultcfg_use_file_key(struct vault_config *cfg, struct master_key *mk);
+
+/*
+ * vaultcfg_open_file_key: for a format-2 configuration, unwrap the file-key root into
+ * mk->file_root (guarded memory, freed with mk).  Does nothing for format 1.  Returns 0,
+ * -VAULTCFG_ECORRUPT when it does not open under mk, or -VAULTCFG_ENOMEM.
+ */
+int vaultcfg_open_file_key(const struct vault_config *cfg, struct master_key *mk);
+
+/* The layout (crypto/content.h) of the vault's files: its cipher and file format. */
+unsigned vaultcfg_layout(const struct vault_config *cfg);
 
 /*
  * vaultcfg_signing_key: unwrap the audit signing key.  OUT: sk (VAULTCFG_SIGN_SK_SIZE bytes of

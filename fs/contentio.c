@@ -160,7 +160,7 @@ static int mark_sparse(struct node *n, int fd)
         return 0;
     content_file_set_flags(n->cf, flags | CONTENT_FLAG_SPARSE);
     content_header_reseal(node_conf()->mk, n->cf, hdr);
-    return backing_pwrite_full(fd, hdr, sizeof(hdr), 0);
+    return backing_pwrite_full(fd, hdr, content_header_size(node_conf()->cipher), 0);
 }
 
 /* Write sealed zeros as blocks [from, to); the last one holds last_len bytes. */

@@ -310,7 +310,7 @@ static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint
 {
     struct fuse_cmdline_opts cl;
     struct fs_state st = {.root_fd = v->root_fd, .backing = v->backing};
-    struct node_table_conf nc = {.mk = v->mk, .cipher = v->cfg.cipher};
+    struct node_table_conf nc = {.mk = v->mk, .cipher = vaultcfg_layout(&v->cfg)};
     struct fuse *fuse;
     char pid[32];
     int rc = 1;

@@ -101,7 +101,7 @@ int node_ensure_header(struct node *n, int fd)
         return 0;
     if (content_header_new(conf.mk, conf.cipher, hdr, &n->cf) != 0)
         return -ENOMEM;
-    rc = backing_pwrite_full(fd, hdr, sizeof(hdr), 0);
+    rc = backing_pwrite_full(fd, hdr, content_header_size(conf.cipher), 0);
     if (rc != 0) {
         content_file_free(n->cf);
         n->cf = NULL;
@@ -123,7 +123,7 @@ static int header_load(struct node *n, int fd, int writable)
         return -EIO;
     if (st.st_size == 0)
         return writable ? node_ensure_header(n, fd) : 0;
-    rc = backing_pread_full(fd, hdr, sizeof(hdr), 0);
+    rc = backing_pread_full(fd, hdr, content_header_size(conf.cipher), 0);
     if (rc != 0)
         return rc;
     rc = content_header_open(conf.mk, conf.cipher, hdr, &n->cf);

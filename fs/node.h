@@ -31,7 +31,7 @@ struct node {
 /* The vault-wide state nodes need.  Set once by node_table_init(). */
 struct node_table_conf {
     const struct master_key *mk;
-    unsigned cipher;
+    unsigned cipher;            /* the vault's layout: cipher and file format (content.h) */
 };
 
 /* node_table_init: prepare the table.  Returns 0 or -ENOMEM. */

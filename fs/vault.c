@@ -95,8 +95,8 @@ static int create_open_backing(const char *backing, int *created, char *err, siz
 
 /* Build the configuration with one slot; OUT: text.  Returns its length or -1. */
 static int build_config(const struct key_source *src, unsigned long long opslimit,
-                        size_t memlimit, int64_t admin_gid, char *text, size_t textlen,
-                        char *err, size_t errlen)
+                        size_t memlimit, int64_t admin_gid, unsigned file_format, char *text,
+                        size_t textlen, char *err, size_t errlen)
 {
     struct vault_config cfg;
     struct master_key *mk = NULL;
@@ -106,6 +106,7 @@ static int build_config(const struct key_source *src, unsigned long long opslimi
     if (keysrc_read(src, 1, &sec, err, errlen) != 0)
         return -1;
     if (vaultcfg_create(&cfg, content_cipher_default(), &mk) != 0 ||
+        (file_format == 2 && vaultcfg_use_file_key(&cfg, mk) != 0) ||
         vaultcfg_add_slot(&cfg, mk, src->kind, sec.bytes, sec.len, opslimit, memlimit) != 0)
         snprintf(err, errlen, "out of memory deriving the key (Argon2id needs %zu MiB)",
                  memlimit >> 20);
@@ -117,7 +118,8 @@ static int build_config(const struct key_source *src, unsigned long long opslimi
 }
 
 int vault_create(const char *backing, const struct key_source *src, unsigned long long opslimit,
-                 size_t memlimit, int64_t admin_gid, char *err, size_t errlen)
+                 size_t memlimit, int64_t admin_gid, unsigned file_format, char *err,
+                 size_t errlen)
 {
     char text[VAULTCFG_MAX_TEXT];
     int created, cfd = -1, n, rc = -1;
@@ -134,7 +136,8 @@ int vault_create(const char *backing, const struct key_source *src, unsigned lon
                               "mount it, and copy the data in through the mount", backing);
         goto out;
     }
-    n = build_config(src, opslimit, memlimit, admin_gid, text, sizeof(text), err, errlen);
+    n = build_config(src, opslimit, memlimit, admin_gid, file_format, text, sizeof(text), err,
+                     errlen);
     if (n < 0)
         goto out;
     if (mkdirat(fd, VAULT_DIR, 0700) != 0 ||
@@ -206,6 +209,12 @@ static int unlock(struct vault *v, const struct key_source *src, char *err, size
         return -1;
     rc = vaultcfg_unlock(&v->cfg, src->kind, sec.bytes, sec.len, &v->mk);
     secret_free(&sec);
+    if (rc == 0 && (rc = vaultcfg_open_file_key(&v->cfg, v->mk)) == -VAULTCFG_ECORRUPT) {
+        snprintf(err, errlen, "the file key in %s/%s/%s does not open: the configuration is "
+                              "corrupt; restore it from a backup", v->backing, VAULT_DIR,
+                 VAULT_CONFIG);
+        return -1;
+    }
     if (rc == -VAULTCFG_EWRONGKEY)
         snprintf(err, errlen, "wrong %s for the vault in %s; nothing was changed",
                  src->kind == SLOT_KEYFILE ? "key file" : "passphrase", v->backing);

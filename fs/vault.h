@@ -32,14 +32,16 @@ struct vault {
  * vault_create: make a vault in `backing` (created mode 0700 if missing; an existing directory
  * must be empty and must not be a vault), with one key slot for the secret from `src`.
  * opslimit/memlimit: Argon2id costs for a passphrase slot.  admin_gid: the admin role's group,
- * or -1 for root only.  Returns 0 or -1.
+ * or -1 for root only.  file_format: 2 (40-byte file headers, keys derived from a file-key
+ * root) or 1 (128-byte headers that each wrap their file's key).  Returns 0 or -1.
  */
 int vault_create(const char *backing, const struct key_source *src, unsigned long long opslimit,
-                 size_t memlimit, int64_t admin_gid, char *err, size_t errlen);
+                 size_t memlimit, int64_t admin_gid, unsigned file_format, char *err,
+                 size_t errlen);
 
 /*
  * vault_open: open the vault in `backing` and read its configuration.  When `src` is not NULL,
- * also read the secret and unlock the master key.  OUT: *out (vault_close()).  Returns 0 or -1.
+ * also read the secret and unlock the master key (and, in file format 2, the file-key root).  OUT: *out (vault_close()).  Returns 0 or -1.
  */
 int vault_open(const char *backing, const struct key_source *src, struct vault **out, char *err,
                size_t errlen);

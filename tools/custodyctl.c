@@ -51,8 +51,10 @@ static int cmd_review(int argc, char **argv);
 static const struct command commands[] = {
     {"init", cmd_init,
      "init BACKING [--keyfile FILE | --passphrase-file FILE] [--admin-group GROUP]\n"
+     "            [--file-format 1|2]\n"
      "        create a vault in the new or empty directory BACKING; members of GROUP may\n"
-     "        change the ACLs, owners and modes of every file (default: root only)"},
+     "        change the ACLs, owners and modes of every file (default: root only);\n"
+     "        file format 2 (the default) has 40-byte file headers, format 1 128-byte ones"},
     {"info", cmd_info, "info BACKING\n        show a vault's configuration (no key needed)"},
     {"head", cmd_head,
      "head BACKING [--audit-db PATH]\n"
@@ -109,12 +111,13 @@ static int usage_error(const char *what)
  * Returns 0, or the usage exit status.
  */
 static int parse_key_args(int argc, char **argv, struct key_source *src, char **pos, int npos,
-                          const char **admin_group)
+                          const char **admin_group, const char **file_format)
 {
     static const struct option longopts[] = {
         {"keyfile", required_argument, NULL, 'k'},
         {"passphrase-file", required_argument, NULL, 'p'},
         {"admin-group", required_argument, NULL, 'g'},
+        {"file-format", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     int c, n = 0;
@@ -131,6 +134,12 @@ static int parse_key_args(int argc, char **argv, struct key_source *src, char **
         }
         if (c == 'g')
             return usage_error("--admin-group is for init");
+        if (c == 'f' && file_format != NULL) {
+            *file_format = optarg;
+            continue;
+        }
+        if (c == 'f')
+            return usage_error("--file-format is for init");
         if (src->path != NULL)
             return usage_error("give either --keyfile or --passphrase-file, not both");
         src->kind = c == 'k' ? SLOT_KEYFILE : SLOT_PASSPHRASE;
@@ -161,24 +170,27 @@ static int64_t group_id(const char *name)
 
 static int cmd_init(int argc, char **argv)
 {
-    const char *admin_group = NULL;
+    const char *admin_group = NULL, *format = "2";
     struct key_source src;
     char *backing, err[512];
     int64_t admin_gid = -1;
-    int rc = parse_key_args(argc, argv, &src, &backing, 1, &admin_group);
+    int rc = parse_key_args(argc, argv, &src, &backing, 1, &admin_group, &format);
 
     if (rc != 0)
         return rc;
+    if (strcmp(format, "1") != 0 && strcmp(format, "2") != 0)
+        return usage_error("--file-format must be 1 or 2");
     if (admin_group != NULL && (admin_gid = group_id(admin_group)) < 0) {
         fprintf(stderr, "custodyctl: no group '%s': create it first (groupadd) or give a "
                         "numeric gid\n", admin_group);
         return 1;
     }
     if (vault_create(backing, &src, VAULTCFG_DEFAULT_OPSLIMIT, VAULTCFG_DEFAULT_MEMLIMIT,
-                     admin_gid, err, sizeof(err)) != 0)
+                     admin_gid, (unsigned)(format[0] - '0'), err, sizeof(err)) != 0)
         return failf(err);
-    printf("created vault %s (cipher %s); mount it with: custodyfs %s MOUNTPOINT %s\n", backing,
-           content_cipher_name(content_cipher_default()), backing,
+    printf("created vault %s (cipher %s, file format %s); mount it with: custodyfs %s "
+           "MOUNTPOINT %s\n", backing, content_cipher_name(content_cipher_default()), format,
+           backing,
            src.kind == SLOT_KEYFILE ? "--keyfile FILE" : "");
     return 0;
 }
@@ -194,9 +206,10 @@ static int cmd_info(int argc, char **argv)
         return failf(err);
     sodium_bin2hex(id, sizeof(id), v->cfg.vault_id, sizeof(v->cfg.vault_id));
     printf("vault       %s\nvault-id    %s\nformat      %u\ncipher      %s\nblock-size  %u\n"
-           "key-epoch   %u\n",
+           "key-epoch   %u\nfile-format %u (%zu-byte file headers)\n",
            v->backing, id, v->cfg.format, content_cipher_name(v->cfg.cipher),
-           v->cfg.block_size, (unsigned)v->cfg.key_epoch);
+           v->cfg.block_size, (unsigned)v->cfg.key_epoch, v->cfg.file_format,
+           content_header_size(vaultcfg_layout(&v->cfg)));
     if (v->cfg.admin_gid >= 0)
         printf("admin-group %lld\n", (long long)v->cfg.admin_gid);
     else

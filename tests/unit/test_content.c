@@ -45,7 +45,19 @@ static void mk_free(struct master_key *mk)
     if (mk == NULL)
         return;
     secmem_free(mk->bytes);
+    secmem_free(mk->file_root);
     free(mk);
+}
+
+/* A master key with a file-key root, for format 2. */
+static struct master_key *mk_new_v2(void)
+{
+    struct master_key *mk = mk_new(1);
+
+    mk->file_root = secmem_alloc(CONTENT_KEY_SIZE);
+    assert_non_null(mk->file_root);
+    randombytes_buf(mk->file_root, CONTENT_KEY_SIZE);
+    return mk;
 }
 
 static int all_zero(const unsigned char *p, size_t n)
@@ -1325,6 +1337,206 @@ static void t_header_peek(unsigned cipher)
 }
 CIPHER_TEST(t_header_peek)
 
+/* ---- format 2: 40-byte headers, keys derived from the file-key root ---- */
+
+#define V2_HDR 40
+
+/* Sizes: the header is 40 bytes, blocks follow as in format 1. */
+static void t_v2_sizes(unsigned cipher)
+{
+    unsigned layout = cipher | CONTENT_FORMAT2;
+    uint64_t over = content_block_overhead(cipher), stored = BS + over;
+    static const uint64_t sizes[] = {0, 1, 4095, 4096, 4097, 100000, 1ULL << 30};
+    int valid;
+
+    assert_int_equal(content_header_size(layout), V2_HDR);
+    assert_int_equal(content_header_size(cipher), CONTENT_HEADER_SIZE);
+    assert_int_equal(content_block_overhead(layout), over);
+    assert_int_equal(content_block_offset(layout, 0), V2_HDR);
+    assert_int_equal(content_block_offset(layout, 3), V2_HDR + 3 * stored);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint64_t n = sizes[i], c = content_cipher_size(layout, n);
+        if (n > 0)
+            assert_int_equal(c, V2_HDR + n + ((n + BS - 1) / BS) * over);
+        assert_int_equal(content_plain_size(layout, n == 0 ? 0 : c, &valid), n);
+        assert_true(valid);
+    }
+    /* a cut header, or a header and a last block with no plaintext: invalid */
+    for (uint64_t c = 1; c < V2_HDR; c++) {
+        content_plain_size(layout, c, &valid);
+        assert_false(valid);
+    }
+    for (uint64_t c = V2_HDR + 1; c <= V2_HDR + over; c++) {
+        content_plain_size(layout, c, &valid);
+        assert_false(valid);
+    }
+    content_plain_size(layout, V2_HDR, &valid);
+    assert_true(valid);
+}
+CIPHER_TEST(t_v2_sizes)
+
+/*
+ * The header as FORMAT.md describes it, checked against libsodium directly: magic, cipher,
+ * flags, reserved, ID; data key and MAC key = BLAKE2b-512(key = root, salt = ID,
+ * personal = "custodyfs-file-2"); tag = BLAKE2b-128(key = MAC key, bytes 0..23); blocks sealed
+ * under the derived data key with the file ID and index as associated data.
+ */
+static void t_v2_layout(unsigned cipher)
+{
+    unsigned layout = cipher | CONTENT_FORMAT2;
+    struct master_key *mk = mk_new_v2();
+    unsigned char hdr[CONTENT_HEADER_SIZE], keys[64], tag[16], ad[24];
+    unsigned char plain[1000], sealed[CONTENT_MAX_SEALED_BLOCK], back[1000];
+    size_t nlen = content_nonce_size(cipher);
+    unsigned long long mlen;
+    struct content_file *a = NULL, *b = NULL;
+    int rc;
+
+    memset(hdr, 0xEE, sizeof(hdr));
+    assert_int_equal(content_header_new(mk, layout, hdr, &a), 0);
+    assert_int_equal(content_file_cipher(a), cipher);
+    assert_memory_equal(hdr, "CST2", 4);
+    assert_int_equal(hdr[4], cipher);
+    assert_int_equal(hdr[5], 0);
+    assert_int_equal(hdr[6], 0);
+    assert_int_equal(hdr[7], 0);
+    assert_memory_equal(hdr + 8, content_file_id(a), CONTENT_FILE_ID_SIZE);
+    assert_false(all_zero(hdr + 8, CONTENT_FILE_ID_SIZE));
+
+    assert_int_equal(crypto_generichash_blake2b_salt_personal(
+                         keys, sizeof(keys), NULL, 0, mk->file_root, CONTENT_KEY_SIZE, hdr + 8,
+                         (const unsigned char *)"custodyfs-file-2"), 0);
+    crypto_generichash(tag, sizeof(tag), hdr, 24, keys + 32, 32);
+    assert_memory_equal(hdr + 24, tag, 16);
+
+    randombytes_buf(plain, sizeof(plain));
+    assert_int_equal(content_block_seal(a, 7, plain, sizeof(plain), sealed), 0);
+    memcpy(ad, hdr + 8, 16);
+    put_le64(ad + 16, 7);
+    if (cipher == CIPHER_AES256GCM)
+        rc = crypto_aead_aes256gcm_decrypt(back, &mlen, NULL, sealed + nlen,
+                                           sizeof(plain) + CONTENT_TAG_SIZE, ad, sizeof(ad),
+                                           sealed, keys);
+    else
+        rc = crypto_aead_xchacha20poly1305_ietf_decrypt(back, &mlen, NULL, sealed + nlen,
+                                                        sizeof(plain) + CONTENT_TAG_SIZE, ad,
+                                                        sizeof(ad), sealed, keys);
+    assert_int_equal(rc, 0);
+    assert_memory_equal(back, plain, sizeof(plain));
+
+    /* open: same ID and key */
+    assert_int_equal(content_header_open(mk, layout, hdr, &b), 0);
+    assert_memory_equal(content_file_id(b), content_file_id(a), CONTENT_FILE_ID_SIZE);
+    assert_int_equal(content_file_flags(b), 0);
+    assert_int_equal(content_block_open(b, 7, sealed, sizeof(plain) + nlen + CONTENT_TAG_SIZE,
+                                        back), (int)sizeof(plain));
+    assert_memory_equal(back, plain, sizeof(plain));
+    sodium_memzero(keys, sizeof(keys));
+    content_file_free(a);
+    content_file_free(b);
+    mk_free(mk);
+}
+CIPHER_TEST(t_v2_layout)
+
+/* Every bit of the 40 bytes is authenticated; the reseal after a flag change opens with it. */
+static void t_v2_tamper_header(unsigned cipher)
+{
+    unsigned layout = cipher | CONTENT_FORMAT2;
+    struct master_key *mk = mk_new_v2();
+    unsigned char hdr[CONTENT_HEADER_SIZE], bad[CONTENT_HEADER_SIZE];
+    struct content_file *f = NULL, *g = NULL;
+
+    assert_int_equal(content_header_new(mk, layout, hdr, &f), 0);
+    for (int i = 0; i < V2_HDR; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(bad, hdr, sizeof(bad));
+            bad[i] ^= (unsigned char)(1u << bit);
+            expect_bad_header(mk, layout, bad);
+        }
+    }
+    /* the sparse flag, set and resealed */
+    content_file_set_flags(f, CONTENT_FLAG_SPARSE);
+    assert_int_equal(content_header_reseal(mk, f, hdr), 0);
+    assert_int_equal(hdr[5], CONTENT_FLAG_SPARSE);
+    assert_int_equal(content_header_open(mk, layout, hdr, &g), 0);
+    assert_int_equal(content_file_flags(g), CONTENT_FLAG_SPARSE);
+    assert_memory_equal(content_file_id(g), content_file_id(f), CONTENT_FILE_ID_SIZE);
+    content_file_free(g);
+    /* ... and it cannot be set or cleared without the key */
+    memcpy(bad, hdr, sizeof(bad));
+    bad[5] = 0;
+    expect_bad_header(mk, layout, bad);
+    content_file_free(f);
+    mk_free(mk);
+}
+CIPHER_TEST(t_v2_tamper_header)
+
+/*
+ * Wrong keys and wrong formats: another root, no root, another master key with the same root
+ * (format 2 does not depend on it), a format-1 header read as format 2 and back, another cipher.
+ */
+static void t_v2_keys_and_formats(unsigned cipher)
+{
+    unsigned layout = cipher | CONTENT_FORMAT2;
+    unsigned other = (cipher == CIPHER_AES256GCM ? CIPHER_XCHACHA20POLY1305 : CIPHER_AES256GCM);
+    struct master_key *mk = mk_new_v2(), *mk2 = mk_new_v2(), *bare = mk_new(1);
+    unsigned char hdr[CONTENT_HEADER_SIZE], hdr1[CONTENT_HEADER_SIZE];
+    struct content_file *f = NULL, *g = NULL;
+
+    assert_int_equal(content_header_new(mk, layout, hdr, &f), 0);
+    expect_bad_header(mk2, layout, hdr);
+    expect_bad_header(bare, layout, hdr);
+    expect_bad_header(mk, cipher, hdr);
+    expect_bad_header(mk, other | CONTENT_FORMAT2, hdr);
+    assert_int_equal(content_header_new(bare, layout, hdr1, &g), -CONTENT_EINVAL);
+    assert_null(g);
+    /* the root alone decides: a new master key wrapping the same root opens the file */
+    memcpy(mk2->file_root, mk->file_root, CONTENT_KEY_SIZE);
+    assert_int_equal(content_header_open(mk2, layout, hdr, &g), 0);
+    content_file_free(g);
+    /* a format-1 header is not a format-2 one, and the other way round */
+    assert_int_equal(content_header_new(mk, cipher, hdr1, &g), 0);
+    content_file_free(g);
+    expect_bad_header(mk, layout, hdr1);
+    memcpy(hdr1, hdr, V2_HDR);
+    memset(hdr1 + V2_HDR, 0, CONTENT_HEADER_SIZE - V2_HDR);
+    expect_bad_header(mk, cipher, hdr1);
+    content_file_free(f);
+    mk_free(mk);
+    mk_free(mk2);
+    mk_free(bare);
+}
+CIPHER_TEST(t_v2_keys_and_formats)
+
+/* Another file's header over a file: its blocks no longer open (the key follows the ID). */
+static void t_v2_header_swapped(unsigned cipher)
+{
+    unsigned layout = cipher | CONTENT_FORMAT2;
+    struct master_key *mk = mk_new_v2();
+    unsigned char ha[CONTENT_HEADER_SIZE], hb[CONTENT_HEADER_SIZE];
+    unsigned char plain[CONTENT_BLOCK_SIZE], sealed[CONTENT_MAX_SEALED_BLOCK];
+    unsigned char back[CONTENT_BLOCK_SIZE];
+    struct content_file *a = NULL, *b = NULL, *x = NULL;
+    size_t len = CONTENT_BLOCK_SIZE + content_block_overhead(cipher);
+
+    assert_int_equal(content_header_new(mk, layout, ha, &a), 0);
+    assert_int_equal(content_header_new(mk, layout, hb, &b), 0);
+    assert_memory_not_equal(content_file_id(a), content_file_id(b), CONTENT_FILE_ID_SIZE);
+    randombytes_buf(plain, sizeof(plain));
+    assert_int_equal(content_block_seal(a, 0, plain, sizeof(plain), sealed), 0);
+    assert_int_equal(content_header_open(mk, layout, hb, &x), 0);
+    assert_int_equal(content_block_open(x, 0, sealed, len, back), -CONTENT_EBADMSG);
+    assert_true(all_zero(back, sizeof(back)));
+    content_file_free(x);
+    assert_int_equal(content_header_open(mk, layout, ha, &x), 0);
+    assert_int_equal(content_block_open(x, 0, sealed, len, back), (int)sizeof(plain));
+    content_file_free(x);
+    content_file_free(a);
+    content_file_free(b);
+    mk_free(mk);
+}
+CIPHER_TEST(t_v2_header_swapped)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1354,6 +1566,11 @@ int main(void)
         BOTH(t_header_swapped),
         BOTH(t_header_magic_version),
         BOTH(t_header_peek),
+        BOTH(t_v2_sizes),
+        BOTH(t_v2_layout),
+        BOTH(t_v2_tamper_header),
+        BOTH(t_v2_keys_and_formats),
+        BOTH(t_v2_header_swapped),
     };
 
     return cmocka_run_group_tests_name("content", tests, group_setup, NULL);

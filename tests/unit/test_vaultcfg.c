@@ -1116,6 +1116,98 @@ static void test_garbage(void **state)
     master_key_free(mk);
 }
 
+/*
+ * File format 2: the file-key line.  A configuration made with it formats a "file-key" line,
+ * parses back as format 2, and opens the same root under the master key from any slot; one
+ * without it is format 1 and has no root.  The wrapped root is authenticated with the vault ID
+ * and cipher: altered, moved to another vault, or under another master key, it does not open.
+ * Given twice, or malformed: corrupt.
+ */
+static void test_file_key(void **state)
+{
+    struct vault_config cfg, parsed, other;
+    struct master_key *mk = NULL, *got = NULL, *omk = NULL;
+    unsigned char kf[VAULTCFG_KEYFILE_SIZE], root[CONTENT_KEY_SIZE];
+    char text[VAULTCFG_MAX_TEXT], err[128], *body, *line, *t;
+    size_t len;
+    int n;
+
+    (void)state;
+    make_vault(CIPHER_AES256GCM, &cfg, &mk, kf);
+    assert_int_equal(cfg.file_format, 1);
+    assert_null(mk->file_root);
+    assert_int_equal(vaultcfg_layout(&cfg), CIPHER_AES256GCM);
+    n = format_ok(&cfg, text);
+    assert_null(strstr(text, "file-key"));
+    assert_int_equal(parse_exact(text, (size_t)n, &parsed, err, sizeof(err)), 0);
+    assert_int_equal(parsed.file_format, 1);
+    assert_int_equal(vaultcfg_open_file_key(&parsed, mk), 0);
+    assert_null(mk->file_root);
+
+    assert_int_equal(vaultcfg_use_file_key(&cfg, mk), 0);
+    assert_non_null(mk->file_root);
+    memcpy(root, mk->file_root, sizeof(root));
+    assert_int_equal(vaultcfg_layout(&cfg), CIPHER_AES256GCM | CONTENT_FORMAT2);
+    n = format_ok(&cfg, text);
+    line = strstr(text, "\nfile-key ");
+    assert_non_null(line);
+    assert_int_equal(strcspn(line + 10, "\n"), 2 * VAULTCFG_WRAPPED_SIZE);
+    assert_int_equal(parse_exact(text, (size_t)n, &parsed, err, sizeof(err)), 0);
+    assert_int_equal(parsed.file_format, 2);
+    assert_memory_equal(parsed.file_key_wrapped, cfg.file_key_wrapped, VAULTCFG_WRAPPED_SIZE);
+    assert_int_equal(vaultcfg_unlock(&parsed, SLOT_KEYFILE, kf, sizeof(kf), &got), 0);
+    assert_null(got->file_root);
+    assert_int_equal(vaultcfg_open_file_key(&parsed, got), 0);
+    assert_non_null(got->file_root);
+    assert_memory_equal(got->file_root, root, sizeof(root));
+    master_key_free(got);
+
+    /* altered: each byte of the wrapped root */
+    for (size_t i = 0; i < VAULTCFG_WRAPPED_SIZE; i++) {
+        struct master_key *m = NULL;
+        other = parsed;
+        other.file_key_wrapped[i] ^= 0x01;
+        assert_int_equal(vaultcfg_unlock(&other, SLOT_KEYFILE, kf, sizeof(kf), &m), 0);
+        assert_int_equal(vaultcfg_open_file_key(&other, m), -VAULTCFG_ECORRUPT);
+        assert_null(m->file_root);
+        master_key_free(m);
+    }
+    /* bound to the vault ID and the cipher */
+    other = parsed;
+    other.vault_id[0] ^= 1;
+    assert_int_equal(vaultcfg_open_file_key(&other, mk), -VAULTCFG_ECORRUPT);
+    other = parsed;
+    other.cipher = CIPHER_XCHACHA20POLY1305;
+    assert_int_equal(vaultcfg_open_file_key(&other, mk), -VAULTCFG_ECORRUPT);
+    /* another master key */
+    make_vault(CIPHER_AES256GCM, &other, &omk, kf);
+    assert_int_equal(vaultcfg_open_file_key(&parsed, omk), -VAULTCFG_ECORRUPT);
+    master_key_free(omk);
+
+    /* given twice, or malformed */
+    body = strndup(text, (size_t)(strstr(text, "\nchecksum ") + 1 - text));
+    assert_non_null(body);
+    line = strstr(body, "file-key ");
+    {
+        size_t blen = strlen(body), llen = strcspn(line, "\n") + 1;
+        char *twice = malloc(blen + llen + 1);
+        assert_non_null(twice);
+        memcpy(twice, body, blen);
+        memcpy(twice + blen, line, llen);
+        twice[blen + llen] = '\0';
+        t = with_checksum(twice, strlen(twice), &len);
+        expect_corrupt(t, len);
+        free(t);
+        free(twice);
+    }
+    line[9] = 'x';
+    t = with_checksum(body, strlen(body), &len);
+    expect_corrupt(t, len);
+    free(t);
+    free(body);
+    master_key_free(mk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1133,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_structure),
         cmocka_unit_test(test_magic_line_first),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_file_key),
     };
 
     return cmocka_run_group_tests_name("vaultcfg", tests, group_setup, NULL);
