@@ -7,6 +7,8 @@
  *                                                with FUZZ_FILE_KEY/FUZZ_FILE_ID (bit 0 of the
  *                                                selector: AES-256-GCM or XChaCha20-Poly1305)
  *   [2][cipher id][size LE64][size LE64]        content_plain_size / content_cipher_size
+ *   [3][cipher id][40 header bytes]             content_header_open of a format-2 header under
+ *                                                FUZZ_FILE_ROOT
  *
  * Invariants (abort on violation):
  *   - peek succeeds exactly when magic and version are right, and decodes the bytes as laid out
@@ -20,6 +22,9 @@
  *   - a block open that fails zeroes exactly the plaintext-sized output (sealed_len - overhead)
  *     when that length is a possible block, and writes nothing otherwise (the output buffers are
  *     exactly sized heap buffers, so ASan reports any write past them);
+ *   - a format-2 header opens only with magic CST2, the asked cipher, known flags and zero
+ *     reserved bytes; resealing it reproduces its 40 bytes; it opens under no other root and
+ *     not as format 1;
  *   - plain/cipher size: valid sizes map back and forth exactly, invalid ones round down to whole
  *     blocks, plain_size is monotonic, block offsets agree with cipher sizes.
  */
@@ -52,6 +57,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     memcpy(mk.bytes, FUZZ_MASTER_KEY, CONTENT_KEY_SIZE);
     mk.epoch = FUZZ_MASTER_EPOCH;
+    mk.file_root = secmem_alloc(CONTENT_KEY_SIZE);
+    other_mk.file_root = secmem_alloc(CONTENT_KEY_SIZE);
+    if (mk.file_root == NULL || other_mk.file_root == NULL)
+        abort();
+    memcpy(mk.file_root, FUZZ_FILE_ROOT, CONTENT_KEY_SIZE);
+    memcpy(other_mk.file_root, FUZZ_FILE_ROOT, CONTENT_KEY_SIZE);
+    other_mk.file_root[31] ^= 1;
     memcpy(other_mk.bytes, FUZZ_MASTER_KEY, CONTENT_KEY_SIZE);
     other_mk.bytes[0] ^= 1;
     other_mk.epoch = FUZZ_MASTER_EPOCH;
@@ -164,6 +176,43 @@ static void fuzz_header(struct fuzz_reader *r)
         {
             static const unsigned char plain[33] = "custodyfs fuzz block round trip";
             check_block_roundtrip(f, 7, plain, sizeof(plain));
+        }
+        content_file_free(f);
+    }
+    free(hdr);
+}
+
+static void fuzz_header2(struct fuzz_reader *r)
+{
+    unsigned cipher = fr_u8(r), layout = cipher | CONTENT_FORMAT2;
+    unsigned char *hdr = malloc(CONTENT_HEADER_SIZE), again[CONTENT_HEADER_SIZE];
+    struct content_file *f = (struct content_file *)&mk, *g = NULL;
+    int rc;
+
+    FUZZ_CHECK(hdr != NULL, "out of memory");
+    memset(hdr, POISON, CONTENT_HEADER_SIZE);
+    fr_bytes(r, hdr, CONTENT_HEADER_V2_SIZE);
+    rc = content_header_open(&mk, layout, hdr, &f);
+    FUZZ_CHECK(rc == 0 || rc == -CONTENT_EBADMSG || rc == -CONTENT_ENOMEM || rc == -CONTENT_EINVAL,
+               "content_header_open (format 2) returned %d", rc);
+    FUZZ_CHECK(rc == 0 || f == NULL, "a failed format-2 open (%d) returned a file", rc);
+    if (rc == 0) {
+        FUZZ_CHECK(memcmp(hdr, "CST2", 4) == 0 && hdr[4] == cipher && valid_cipher(cipher) &&
+                       (hdr[5] & ~CONTENT_FLAGS_KNOWN) == 0 && hdr[6] == 0 && hdr[7] == 0,
+                   "a format-2 header opened that fails a clear check");
+        FUZZ_CHECK(memcmp(content_file_id(f), hdr + 8, CONTENT_FILE_ID_SIZE) == 0 &&
+                       content_file_flags(f) == hdr[5] && content_file_cipher(f) == cipher,
+                   "the opened file's ID, flags or cipher differ from its format-2 header");
+        rc = content_header_reseal(&mk, f, again);
+        FUZZ_CHECK(rc == 0 && memcmp(again, hdr, CONTENT_HEADER_V2_SIZE) == 0,
+                   "resealing a format-2 header changed it (%d)", rc);
+        rc = content_header_open(&other_mk, layout, hdr, &g);
+        FUZZ_CHECK(rc != 0 && g == NULL, "a format-2 header opened under another root");
+        rc = content_header_open(&mk, cipher, hdr, &g);
+        FUZZ_CHECK(rc != 0 && g == NULL, "a format-2 header opened as format 1");
+        {
+            static const unsigned char plain[33] = "custodyfs fuzz block round trip";
+            check_block_roundtrip(f, 3, plain, sizeof(plain));
         }
         content_file_free(f);
     }
@@ -308,6 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (fr_u8(&r) % FUZZ_CONTENT_MODES) {
     case FUZZ_CONTENT_HEADER: fuzz_header(&r); break;
     case FUZZ_CONTENT_BLOCK: fuzz_block(&r); break;
+    case FUZZ_CONTENT_HEADER2: fuzz_header2(&r); break;
     default: fuzz_sizes(&r); break;
     }
     return 0;

@@ -6,10 +6,11 @@
  * signed head becomes the head-line seeds).
  *
  *   fuzz_content:  headers from content_header_new (and resealed with the sparse flag) under
- *                  FUZZ_MASTER_KEY; blocks from content_block_seal under FUZZ_FILE_KEY/ID, of
+ *                  FUZZ_MASTER_KEY, and format-2 headers under FUZZ_FILE_ROOT; blocks from content_block_seal under FUZZ_FILE_KEY/ID, of
  *                  several lengths and block numbers, both ciphers; a few size pairs.
  *   fuzz_vaultcfg: configurations from vaultcfg_create/vaultcfg_add_slot/vaultcfg_format, both
- *                  ciphers, key-file and (cheap) passphrase slots, up to 8 slots, admin group.
+ *                  ciphers, key-file and (cheap) passphrase slots, up to 8 slots, admin group,
+ *                  file formats 1 and 2 (those with an admin group have a file-key line).
  *   fuzz_audit:    the head line of a real signed head; records like those the daemon writes;
  *                  those records as typed SQL rows.
  *
@@ -55,7 +56,8 @@ static void seed(int target, const char *name, const void *data, size_t len)
 
 static void content_seeds(void)
 {
-    struct master_key mk = {secmem_alloc(CONTENT_KEY_SIZE), FUZZ_MASTER_EPOCH};
+    struct master_key mk = {secmem_alloc(CONTENT_KEY_SIZE), FUZZ_MASTER_EPOCH,
+                            secmem_alloc(CONTENT_KEY_SIZE)};
     static const size_t lens[] = {1, 2, 15, 16, 100, 1000, 4095, 4096};
     static const uint64_t blocknos[] = {0, 1, 2, 255, 1u << 20, UINT64_MAX};
     unsigned char in[1 + 1 + CONTENT_HEADER_SIZE];
@@ -63,9 +65,10 @@ static void content_seeds(void)
     unsigned char plain[CONTENT_BLOCK_SIZE];
     char name[64];
 
-    if (mk.bytes == NULL)
+    if (mk.bytes == NULL || mk.file_root == NULL)
         die("out of guarded memory");
     memcpy(mk.bytes, FUZZ_MASTER_KEY, CONTENT_KEY_SIZE);
+    memcpy(mk.file_root, FUZZ_FILE_ROOT, CONTENT_KEY_SIZE);
     for (unsigned c = CIPHER_AES256GCM; c <= CIPHER_XCHACHA20POLY1305; c++) {
         struct content_file *f;
         if (c == CIPHER_AES256GCM && !content_cipher_aes_available())
@@ -86,6 +89,22 @@ static void content_seeds(void)
             content_file_free(f);
             snprintf(name, sizeof(name), "header-%s-%d", content_cipher_name(c), variant);
             seed(0, name, in, sizeof(in));
+        }
+        /* format-2 headers: as made, and with the sparse flag */
+        for (int variant = 0; variant < 2; variant++) {
+            unsigned char h2[2 + CONTENT_HEADER_SIZE];
+            h2[0] = FUZZ_CONTENT_HEADER2;
+            h2[1] = (unsigned char)c;
+            if (content_header_new(&mk, c | CONTENT_FORMAT2, h2 + 2, &f) != 0)
+                die("content_header_new (format 2) failed");
+            if (variant == 1) {
+                content_file_set_flags(f, CONTENT_FLAG_SPARSE);
+                if (content_header_reseal(&mk, f, h2 + 2) != 0)
+                    die("content_header_reseal (format 2) failed");
+            }
+            content_file_free(f);
+            snprintf(name, sizeof(name), "header2-%s-%d", content_cipher_name(c), variant);
+            seed(0, name, h2, 2 + CONTENT_HEADER_V2_SIZE);
         }
         /* blocks */
         if (content_file_new_with_key(c, FUZZ_FILE_ID, FUZZ_FILE_KEY, &f) != 0)
@@ -123,6 +142,7 @@ static void content_seeds(void)
         }
     }
     secmem_free(mk.bytes);
+    secmem_free(mk.file_root);
 }
 
 /* ---- fuzz_vaultcfg ---- */
@@ -136,6 +156,8 @@ static struct vault_config make_config(unsigned cipher, int keyfiles, int passph
 
     if (vaultcfg_create(&cfg, cipher, &mk) != 0)
         die("vaultcfg_create failed");
+    if (admin >= 0 && vaultcfg_use_file_key(&cfg, mk) != 0) /* file format 2 in some seeds */
+        die("vaultcfg_use_file_key failed");
     for (int i = 0; i < keyfiles; i++)
         if (vaultcfg_add_slot(&cfg, mk, SLOT_KEYFILE, keyfile, sizeof(keyfile), 0, 0) != 0)
             die("vaultcfg_add_slot (key file) failed");
