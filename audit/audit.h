@@ -148,6 +148,14 @@ int audit_head_parse(const char *line, struct audit_head *h);
 int audit_head_check_sig(const struct audit_head *h);
 
 /*
+ * audit_settle: wait, up to timeout_ms, until the records a running writer has acknowledged (in
+ * its spool) are committed to the log at db_path, so that a query run right after an operation
+ * sees it.  Returns 0 (settled, or nothing to wait for) or -ETIMEDOUT (a writer that is not
+ * committing, or a spool left by one that was killed: the next audit_open commits it).
+ */
+int audit_settle(const char *db_path, int timeout_ms);
+
+/*
  * audit_latest_head: the newest signed head of the log at db_path.  `pk` is the vault's public
  * key (recorded in the head).  Returns 1 and fills *h, 0 when the log has no head, -1 on error
  * (err says why).

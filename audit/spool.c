@@ -281,6 +281,35 @@ void spool_rewind(struct spool *s)
     memset(s->prev_tag, 0, SPOOL_TAG);
 }
 
+int64_t spool_last_written(const char *db_path)
+{
+    unsigned char hdr[SPOOL_HDR];
+    char path[4096 + 16];
+    uint64_t pos = 0;
+    int64_t last = 0;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s-spool", db_path);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    while (pos + SPOOL_HDR + SPOOL_TAG <= SPOOL_SIZE &&
+           pread(fd, hdr, SPOOL_HDR, (off_t)pos) == SPOOL_HDR) {
+        uint32_t magic, len;
+        int64_t sseq;
+        memcpy(&magic, hdr, 4);
+        memcpy(&len, hdr + 4, 4);
+        memcpy(&sseq, hdr + 8, 8);
+        if (magic != SPOOL_MAGIC || len > SPOOL_MAX_ENTRY || sseq <= 0 ||
+            (last != 0 && sseq != last + 1))
+            break;
+        last = sseq;
+        pos += pad8(SPOOL_HDR + len + SPOOL_TAG);
+    }
+    close(fd);
+    return last;
+}
+
 void spool_close(struct spool *s)
 {
     if (s == NULL)

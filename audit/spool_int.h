@@ -46,6 +46,13 @@ uint64_t spool_used(const struct spool *s);
 /* spool_rewind: every entry written is committed: start again at offset 0. */
 void spool_rewind(struct spool *s);
 
+/*
+ * spool_last_written: the highest entry number of the run of entries from offset 0 of the spool
+ * beside db_path, read without the key or the lock (by readers waiting for the writer's commit;
+ * nothing is trusted from it but a number to wait for).  0 when there is no spool or no entry.
+ */
+int64_t spool_last_written(const char *db_path);
+
 /* spool_close: close and unlock.  Accepts NULL. */
 void spool_close(struct spool *s);
 

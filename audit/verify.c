@@ -3,7 +3,9 @@
  * read-only; never needs a key.
  */
 #include "audit/record_int.h"
+#include "audit/spool_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define TAIL_SLACK_NS (2LL * 1000000000)
 
@@ -145,6 +148,35 @@ static int load_heads(sqlite3 *db, const unsigned char *vault_id, const unsigned
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int audit_settle(const char *db_path, int timeout_ms)
+{
+    int64_t want = spool_last_written(db_path), have = 0;
+    sqlite3_stmt *st = NULL;
+    sqlite3 *db;
+    char err[256];
+    int waited = 0;
+
+    if (want <= 0)
+        return 0;
+    db = open_ro(db_path, err, sizeof(err));
+    if (db == NULL)
+        return 0; /* the query itself will say what is wrong */
+    if (sqlite3_prepare_v2(db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='spool_seq'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        for (;;) {
+            have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+            sqlite3_reset(st);
+            if (have >= want || waited >= timeout_ms)
+                break;
+            usleep(2000);
+            waited += 2;
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return have >= want ? 0 : -ETIMEDOUT;
 }
 
 int audit_latest_head(const char *db_path, const unsigned char pk[AUDIT_PK_SIZE],

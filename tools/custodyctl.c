@@ -298,6 +298,8 @@ static int audit_args_parse(int argc, char **argv, int allow_head, int allow_for
         vault_close(a->v);
         return failf("the audit log path is too long");
     }
+    /* a mounted vault commits records in batches: include those of operations already done */
+    audit_settle(a->db_path, 1000);
     return 0;
 }
 

@@ -136,6 +136,11 @@ fi
 M2=$SCRATCH/mnt2
 mkdir -p "$M2"
 if mountinfo_has "$MNT"; then
+    # the mounted daemon commits its records in batches: let it commit before the snapshot, so
+    # that any change to the backing directory is the refused daemon's
+    "$PY" -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.close(fd)' "$MNT/a.txt"
+    sleep 0.1
+    "$PY" -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.close(fd)' "$MNT/a.txt"
     refused "second custodyfs on an already mounted backing dir" "$KV" "$M2" --keyfile "$KEY"
     ln -s "$KV" "$SCRATCH/kv-link"
     refused "second custodyfs on the same backing dir through a symlink" "$SCRATCH/kv-link" "$M2" --keyfile "$KEY"

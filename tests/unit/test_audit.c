@@ -2281,6 +2281,8 @@ static void test_spool_recovers_killed_writer(void **state)
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), 0);
     expect_spool_entries(f, SPOOL_N, w);
     free(w);
+    /* a reader does not wait long for a writer that is gone */
+    assert_int_equal(audit_settle(f->db, 50), -ETIMEDOUT);
 
     log = open_spooled(f, NULL);
     /* committed at open, with the head signed at once */
@@ -2721,8 +2723,8 @@ static void test_spool_file(void **state)
 /*
  * Spooled records that arrive one at a time share transactions: the writer lets them gather for
  * a moment instead of committing each.  They still reach the database by themselves, without a
- * sync, within that moment; a sync commits at once.  Without a spool every append is committed
- * when it returns.
+ * sync, within that moment; a sync commits at once; a reader calling audit_settle() first sees
+ * them all.  Without a spool every append is committed when it returns.
  */
 static void test_spool_records_share_commits(void **state)
 {
@@ -2744,21 +2746,28 @@ static void test_spool_records_share_commits(void **state)
     CHECK(used >= 1 && used <= SPOOL_N / 4,
           "%d records appended 250 us apart took %" PRIu64 " transactions", SPOOL_N, used);
 
+    /* a reader that settles first sees every record acknowledged before it started */
+    for (int i = 1; i <= 5; i++)
+        put_record(log, SPOOL_N + i, NULL, 0);
+    assert_int_equal(audit_settle(f->db, 5000), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 5);
+    assert_int_equal(audit_settle(f->db, 5000), 0);
+
     before = audit_log_commits(log);
-    put_record(log, SPOOL_N + 1, NULL, 0);
+    put_record(log, SPOOL_N + 6, NULL, 0);
     assert_int_equal(audit_sync(log), 0);
-    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 1);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 6);
     assert_int_equal(audit_log_commits(log) - before, 1);
     assert_int_equal(close_log(log, 5), 0);
-    expect_verifies(f, NULL, SPOOL_N + 1);
+    expect_verifies(f, NULL, SPOOL_N + 6);
 
     log = open_log(f, NULL);
     for (int i = 1; i <= 5; i++) {
-        put_record(log, SPOOL_N + 1 + i, NULL, 0);
-        assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 1 + i);
+        put_record(log, SPOOL_N + 6 + i, NULL, 0);
+        assert_int_equal(sql_int(f->db, "SELECT count(*) FROM records"), SPOOL_N + 6 + i);
     }
     assert_int_equal(close_log(log, 5), 0);
-    expect_verifies(f, NULL, SPOOL_N + 6);
+    expect_verifies(f, NULL, SPOOL_N + 11);
 }
 
 /*
