@@ -113,6 +113,32 @@ def pread_file(path, off, n):
         os.close(fd)
 
 
+def vault_config(backing):
+    """The bytes of the vault configuration BACKING/.custody/config."""
+    with open(os.path.join(backing, ".custody", "config"), "rb") as f:
+        return f.read()
+
+
+def header_size_of(backing):
+    """Bytes of a file header in the vault BACKING: 40 in a format-2 vault
+    (its config has a "file-key " line), 128 in a format-1 vault."""
+    lines = vault_config(backing).split(b"\n")
+    return 40 if any(l.startswith(b"file-key ") for l in lines) else 128
+
+
+def block_overhead_of(backing):
+    """Nonce + tag bytes of each stored block in the vault BACKING: 28
+    (AES-256-GCM) or 40 (XChaCha20-Poly1305)."""
+    lines = vault_config(backing).split(b"\n")
+    return 40 if b"cipher xchacha20poly1305" in lines else 28
+
+
+def backing_size_for(n, backing):
+    """Backing size of a file with n plaintext bytes (created through the
+    mount) in the vault BACKING."""
+    return header_size_of(backing) + n + block_overhead_of(backing) * ((n + BLOCK - 1) // BLOCK)
+
+
 def errname(fn, *args):
     """Call fn(*args); return "OK" or the errno name of the OSError it raised."""
     try:

@@ -5,6 +5,8 @@
 #   - REPO_ROOT, CUSTODYFS, CUSTODYCTL, PY (Debian's /usr/bin/python3 + numpy)
 #   - SCRATCH: a private directory under /tmp, removed at exit
 #   - make_vault / mount_vault / unmount_vault / remount_vault / setup_vault
+#     (VAULT_FILE_FORMAT=1 or 2, when set, picks the vaults' file format)
+#   - header_size_of / block_overhead_of / backing_size_for: the vault's layout
 #   - an EXIT trap that unmounts whatever the script mounted and kills only
 #     the daemons the script started (by PID)
 #   - TAP-like reporting: ok / not ok lines, check*, expect_* helpers,
@@ -356,10 +358,16 @@ new_keyfile() {
 
 # make_vault BACKING [KEYFILE]: init a vault with a key file (created when
 # missing).  Output of custodyctl goes to $SCRATCH/init.out / init.err.
+# When VAULT_FILE_FORMAT is set and non-empty, passes --file-format
+# "$VAULT_FILE_FORMAT" (1 = 128-byte headers, 2 = 40-byte headers); otherwise
+# the vault gets custodyctl's default file format (2).  Scripts that check the
+# format-1 layout byte by byte set VAULT_FILE_FORMAT=1 before setup_vault.
 make_vault() {
     local backing=$1 key=${2:-$SCRATCH/key}
+    local -a fmt=()
+    [ -n "${VAULT_FILE_FORMAT:-}" ] && fmt=(--file-format "$VAULT_FILE_FORMAT")
     [ -f "$key" ] || new_keyfile "$key"
-    timeout "$CMD_TIMEOUT" "$CUSTODYCTL" init "$backing" --keyfile "$key" \
+    timeout "$CMD_TIMEOUT" "$CUSTODYCTL" init "$backing" --keyfile "$key" "${fmt[@]}" \
         > "$SCRATCH/init.out" 2> "$SCRATCH/init.err" < /dev/null
     local rc=$?
     if [ "$rc" -ne 0 ]; then
@@ -479,8 +487,35 @@ sha() {
     sha256sum "$1" | awk '{ print $1 }'
 }
 
-# backing_size_for N: expected backing file size for N plaintext bytes.
+# header_size_of [BACKING]: bytes of a file header in the vault BACKING
+# (default $B): 40 for a format-2 vault (its config has a "file-key " line),
+# 128 for a format-1 vault.  Fails (no output) when there is no config.
+header_size_of() {
+    local cfg=${1:-${B:-}}/.custody/config
+    if [ ! -r "$cfg" ]; then
+        echo "header_size_of: no vault configuration at $cfg" >&2
+        return 1
+    fi
+    if grep -q '^file-key ' "$cfg"; then echo 40; else echo 128; fi
+}
+
+# block_overhead_of [BACKING]: nonce + tag bytes of each stored block in the
+# vault BACKING (default $B): 28 (AES-256-GCM) or 40 (XChaCha20-Poly1305).
+block_overhead_of() {
+    local cfg=${1:-${B:-}}/.custody/config
+    if [ ! -r "$cfg" ]; then
+        echo "block_overhead_of: no vault configuration at $cfg" >&2
+        return 1
+    fi
+    if grep -q '^cipher xchacha20poly1305$' "$cfg"; then echo 40; else echo 28; fi
+}
+
+# backing_size_for N [BACKING]: expected backing file size for N plaintext
+# bytes (a file created through the mount) in the vault BACKING (default $B):
+# header + N + overhead * ceil(N / 4096).
 backing_size_for() {
-    local n=$1
-    echo $((128 + n + 28 * ((n + 4095) / 4096)))
+    local n=$1 backing=${2:-${B:-}} hdr ovh
+    hdr=$(header_size_of "$backing") || return 1
+    ovh=$(block_overhead_of "$backing") || return 1
+    echo $((hdr + n + ovh * ((n + 4095) / 4096)))
 }

@@ -3,8 +3,9 @@
 # (unaligned, across 4096-byte block boundaries), random operations checked
 # against a reference file, sparse files and holes, truncate up and down (no
 # stale bytes come back), O_APPEND, O_TRUNC, reads at and past EOF, stat
-# shows the plaintext size and the backing file has 128 + N + 28*ceil(N/4096)
-# bytes, also after a remount.
+# shows the plaintext size and the backing file has HDR + N + 28*ceil(N/4096)
+# bytes (HDR = the vault's header size: 40 in format 2, 128 in format 1), also
+# after a remount.
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
 setup_vault
@@ -227,8 +228,8 @@ done
 unmount_vault "$M" || bail "unmount failed"
 for f in $(printf '%s\n' "${!WANT[@]}" | sort); do
     n=${WANT[$f]}
-    check_eq "backing size of $f ($n plaintext bytes) = 128 + N + 28*ceil(N/4096)" \
-        "$(backing_size_for "$n")" "$(stat -c %s "$B/$f" 2>&1)"
+    check_eq "backing size of $f ($n plaintext bytes) = $(header_size_of "$B") + N + 28*ceil(N/4096)" \
+        "$(backing_size_for "$n" "$B")" "$(stat -c %s "$B/$f" 2>&1)"
 done
 mount_vault "$B" "$M" --keyfile "$KEY" || bail "remount failed: $(cat "$SCRATCH/mount.err")"
 for f in "${!WANT[@]}"; do

@@ -74,22 +74,22 @@ check "stat -f on the mount" stat -f "$M"
 
 # --- fsync ---------------------------------------------------------------------------------
 expect_ok "fsync/fdatasync succeed and the backing file is complete after fsync" '
-p, bp = argv
+p, bp, vault = argv
 fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
 write_all(fd, pattern(71, 0, 10001), 0)
 os.fsync(fd)
-want = 128 + 10001 + 28 * 3
+want = backing_size_for(10001, vault)    # header + 10001 + 28 * 3
 assert os.stat(bp).st_size == want, ("backing size after fsync", os.stat(bp).st_size, want)
 write_all(fd, pattern(71, 10001, 5000), 10001)
 os.fdatasync(fd)
-want = 128 + 15001 + 28 * 4
+want = backing_size_for(15001, vault)    # header + 15001 + 28 * 4
 assert os.stat(bp).st_size == want, ("backing size after fdatasync", os.stat(bp).st_size, want)
 os.close(fd)
 verify_pattern(p, 0, 15001, 71)
 dfd = os.open(os.path.dirname(p), os.O_RDONLY | os.O_DIRECTORY)
 os.fsync(dfd)
 os.close(dfd)
-' "$M/synced" "$B/synced"
+' "$M/synced" "$B/synced" "$B"
 
 # --- extended attributes ------------------------------------------------------------------------
 setfattr -n user.color -v blue "$M/f"; rc=$?
@@ -153,7 +153,7 @@ verify_zeros(argv[0], 30100, 65536 - 30100)
 unmount_vault "$M" || bail "unmount failed"
 for f in fa:100000 fa2:50000 fa3:65536 synced:15001; do
     check_eq "backing size of ${f%%:*} after fallocate/fsync matches the formula" \
-        "$(backing_size_for "${f#*:}")" "$(stat -c %s "$B/${f%%:*}")"
+        "$(backing_size_for "${f#*:}" "$B")" "$(stat -c %s "$B/${f%%:*}")"
 done
 mount_vault "$B" "$M" --keyfile "$KEY" || bail "remount failed: $(cat "$SCRATCH/mount.err")"
 check_eq "after remount: mode, owner" "644 1000:1234" "$(stat -c '%a %u:%g' "$M/f")"

@@ -43,8 +43,8 @@ os.close(fd)
 _lib_log "writing the big file took $(($(date +%s) - start))s"
 check_big "big file"
 unmount_vault "$M" || bail "unmount failed"
-check_eq "backing size of the 5 GiB file matches 128 + N + 28*ceil(N/4096)" \
-    "$(backing_size_for "$SIZE")" "$(stat -c %s "$B/big" 2>&1)"
+check_eq "backing size of the 5 GiB file matches $(header_size_of "$B") + N + 28*ceil(N/4096)" \
+    "$(backing_size_for "$SIZE" "$B")" "$(stat -c %s "$B/big" 2>&1)"
 mount_vault "$B" "$M" --keyfile "$KEY" || bail "remount failed: $(cat "$SCRATCH/mount.err")"
 check_big "after remount"
 rm -f "$M/big"

@@ -8,6 +8,9 @@
 # unmount + remount.
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
+# This script checks the format-1 layout (128-byte headers) byte by byte, so its
+# vaults are format 1; t0610-crypto-format2.sh covers format 2 (the default).
+VAULT_FILE_FORMAT=1
 setup_vault
 
 CANARY="CANARY-$(head -c 12 /dev/urandom | xxd -p)-custody"

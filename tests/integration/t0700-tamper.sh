@@ -7,6 +7,9 @@
 # untouched blocks still read correctly.
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
+# This script checks the format-1 layout (128-byte headers) byte by byte, so its
+# vaults are format 1; t0610-crypto-format2.sh covers format 2 (the default).
+VAULT_FILE_FORMAT=1
 setup_vault
 
 BS=4096

@@ -270,9 +270,10 @@ check_eq "the workload as uid 1000 ran through" 0 "$?" || sed -e 's/^/# /' "$SCR
 # --- an integrity failure: a block altered in the backing file, then read
 "$PY" "$HELPERS_PY" write "$M/tamper.bin" 0 12288 7 || bail "writing tamper.bin failed"
 unmount_vault "$M" || bail "unmount failed"
-"$PY" - "$B/tamper.bin" <<'PYEOF' || bail "tampering failed"
+"$PY" - "$B/tamper.bin" "$(header_size_of "$B")" <<'PYEOF' || bail "tampering failed"
 import sys
-off = 128 + (4096 + 28) + 12 + 100          # header, block 0, then inside block 1's ciphertext
+hdr = int(sys.argv[2])                       # 40 (format 2) or 128 (format 1)
+off = hdr + (4096 + 28) + 12 + 100          # header, block 0, then inside block 1's ciphertext
 with open(sys.argv[1], "r+b") as f:
     f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x01]))
 PYEOF
