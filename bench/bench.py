@@ -696,6 +696,14 @@ class Bench:
             s.remove()
             return False
 
+    def tear_down(self, s):
+        """Unmount system s (recording a failure) and remove its scratch directory."""
+        try:
+            s.unmount()
+        except BenchError as e:
+            self.error(s.name, "unmount", e)
+        s.remove()
+
     def one_system_run(self, name, run_no):
         base = os.path.join(self.scratch, "run%d" % run_no, name)
         s = System(name, self, base)
@@ -730,11 +738,7 @@ class Bench:
                     self.add_time("workload %d (%s)" % (num, label), time.monotonic() - w0,
                                   name)
         finally:
-            try:
-                s.unmount()
-            except BenchError as e:
-                self.error(name, "unmount", e)
-            s.remove()
+            self.tear_down(s)
         log("  %s run %d: %.0f s" % (name, run_no + 1, time.monotonic() - t0))
 
     # ---- workload 7: the audit module ----
@@ -825,11 +829,7 @@ class Bench:
                 d["peak_rss_mib"].append(hwm_mib(s.pid))
                 d["cpu_s"].append(cpu_seconds(s.pid) - c0)
         finally:
-            try:
-                s.unmount()
-            except BenchError as e:
-                self.error(name, "unmount", e)
-            s.remove()
+            self.tear_down(s)
 
     def extract_until_error(self, s, timeout):
         """tar x, stopped at its first error (passthrough_ll runs out of descriptors)."""

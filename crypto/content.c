@@ -170,9 +170,8 @@ uint64_t content_cipher_size(unsigned layout, uint64_t plain_size)
 
 uint64_t content_plain_size(unsigned layout, uint64_t cipher_size, int *valid)
 {
-    uint64_t stored = CONTENT_BLOCK_SIZE + content_block_overhead(layout);
+    uint64_t over = content_block_overhead(layout), stored = CONTENT_BLOCK_SIZE + over;
     uint64_t hsize = content_header_size(layout), payload, full, rest;
-    unsigned cipher = layout;
 
     *valid = 1;
     if (cipher_size == 0)
@@ -186,11 +185,11 @@ uint64_t content_plain_size(unsigned layout, uint64_t cipher_size, int *valid)
     rest = payload % stored;
     if (rest == 0)
         return full << CONTENT_BLOCK_SHIFT;
-    if (rest <= content_block_overhead(cipher)) {
+    if (rest <= over) {
         *valid = 0;
         return full << CONTENT_BLOCK_SHIFT;
     }
-    return (full << CONTENT_BLOCK_SHIFT) + rest - content_block_overhead(cipher);
+    return (full << CONTENT_BLOCK_SHIFT) + rest - over;
 }
 
 /* Allocate a zeroed content_file and expand `key` into it. */
@@ -411,13 +410,12 @@ int content_header_open(const struct master_key *mk, unsigned layout,
     struct content_header_info info;
     unsigned char key[CONTENT_KEY_SIZE];
     unsigned long long klen;
-    unsigned cipher = layout;
     int rc;
 
     *out = NULL;
     if (layout & CONTENT_FORMAT2)
         return v2_open(mk, layout, hdr, out);
-    if (content_header_peek(hdr, &info) != 0 || info.cipher != cipher ||
+    if (content_header_peek(hdr, &info) != 0 || info.cipher != layout ||
         hdr[HDR_OFF_BSHIFT] != CONTENT_BLOCK_SHIFT || (info.flags & ~CONTENT_FLAGS_KNOWN) != 0 ||
         info.key_epoch != mk->epoch)
         return -CONTENT_EBADMSG;
@@ -427,7 +425,7 @@ int content_header_open(const struct master_key *mk, unsigned layout,
         sodium_memzero(key, sizeof(key));
         return -CONTENT_EBADMSG;
     }
-    rc = file_alloc(cipher, key, out);
+    rc = file_alloc(layout, key, out);
     sodium_memzero(key, sizeof(key));
     if (rc != 0)
         return rc;

@@ -528,11 +528,19 @@ static void filekey_ad(const struct vault_config *cfg, unsigned char ad[FILEKEY_
     ad[sizeof(FILEKEY_DOMAIN) + VAULTCFG_ID_SIZE] = (unsigned char)cfg->cipher;
 }
 
+/* Give mk guarded room for a file-key root.  Returns 0 or -VAULTCFG_ENOMEM. */
+static int file_root_room(struct master_key *mk)
+{
+    if (mk->file_root == NULL && (mk->file_root = secmem_alloc(CONTENT_KEY_SIZE)) == NULL)
+        return -VAULTCFG_ENOMEM;
+    return 0;
+}
+
 int vaultcfg_use_file_key(struct vault_config *cfg, struct master_key *mk)
 {
     unsigned char ad[FILEKEY_AD_SIZE];
 
-    if (mk->file_root == NULL && (mk->file_root = secmem_alloc(CONTENT_KEY_SIZE)) == NULL)
+    if (file_root_room(mk) != 0)
         return -VAULTCFG_ENOMEM;
     randombytes_buf(mk->file_root, CONTENT_KEY_SIZE);
     filekey_ad(cfg, ad);
@@ -550,7 +558,7 @@ int vaultcfg_open_file_key(const struct vault_config *cfg, struct master_key *mk
 
     if (cfg->file_format != 2)
         return 0;
-    if (mk->file_root == NULL && (mk->file_root = secmem_alloc(CONTENT_KEY_SIZE)) == NULL)
+    if (file_root_room(mk) != 0)
         return -VAULTCFG_ENOMEM;
     filekey_ad(cfg, ad);
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(
