@@ -105,11 +105,11 @@ int backing_open(int root_fd, const char *path, int flags, mode_t mode)
     return openat2_safe(root_fd, rel, flags, mode);
 }
 
-int backing_pread_full(int fd, void *buf, size_t len, uint64_t off)
+int backing_pread_least(int fd, void *buf, size_t len, size_t need, uint64_t off)
 {
     size_t got = 0;
 
-    while (got < len) {
+    while (got < need) {
         ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
         if (r < 0 && errno == EINTR)
             continue;
@@ -120,6 +120,11 @@ int backing_pread_full(int fd, void *buf, size_t len, uint64_t off)
         got += (size_t)r;
     }
     return 0;
+}
+
+int backing_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    return backing_pread_least(fd, buf, len, len, off);
 }
 
 int backing_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,7 +32,8 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 /*
  * A per-thread buffer for the sealed bytes of one request (up to max_write plus overheads), kept
  * between requests: a fresh allocation of that size is mapped and faulted in anew each time,
- * which cost more than the decryption.  Returns NULL when out of memory.
+ * which cost more than the decryption.  Aligned for direct reads.  Returns NULL when out of
+ * memory.
  */
 static unsigned char *scratch(size_t len)
 {
@@ -39,13 +41,52 @@ static unsigned char *scratch(size_t len)
     static _Thread_local size_t cap;
 
     if (len > cap) {
-        unsigned char *p = realloc(buf, len);
-        if (p == NULL)
+        void *p;
+        if (posix_memalign(&p, CONTENTIO_DIRECT_ALIGN, len) != 0)
             return NULL;
+        free(buf);
         buf = p;
         cap = len;
     }
     return buf;
+}
+
+/* Set once a direct read is refused (the backing filesystem has no O_DIRECT, or wants another
+ * alignment): from then on every read goes through the page cache. */
+static atomic_int direct_refused;
+
+/*
+ * The sealed bytes [start, end) of the backing file in the thread's scratch buffer.  A run of
+ * CONTENTIO_DIRECT_MIN or more is read through dfd (O_DIRECT) when there is one, in whole
+ * aligned units; anything else through fd.  Returns a pointer to byte `start`, or NULL with *rc
+ * set.
+ */
+static const unsigned char *load_run(int fd, int dfd, uint64_t start, uint64_t end, int *rc)
+{
+    const uint64_t mask = CONTENTIO_DIRECT_ALIGN - 1;
+    unsigned char *buf;
+
+    if (dfd >= 0 && end - start >= CONTENTIO_DIRECT_MIN &&
+        !atomic_load_explicit(&direct_refused, memory_order_relaxed)) {
+        uint64_t from = start & ~mask, to = (end + mask) & ~mask;
+
+        if ((buf = scratch((size_t)(to - from))) == NULL) {
+            *rc = -ENOMEM;
+            return NULL;
+        }
+        *rc = backing_pread_least(dfd, buf, (size_t)(to - from), (size_t)(end - from), from);
+        if (*rc == 0)
+            return buf + (start - from);
+        if (*rc != -EINVAL)
+            return NULL;
+        atomic_store(&direct_refused, 1);
+    }
+    if ((buf = scratch((size_t)(end - start))) == NULL) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    *rc = backing_pread_full(fd, buf, (size_t)(end - start), start);
+    return *rc == 0 ? buf : NULL;
 }
 
 /* Plaintext bytes of block b in a file of `size` bytes (0 when past the end). */
@@ -354,12 +395,12 @@ static int open_run(struct node *n, const unsigned char *run, uint64_t first, ui
     return rc;
 }
 
-ssize_t contentio_read(struct node *n, int fd, char *buf, size_t len, uint64_t off,
+ssize_t contentio_read(struct node *n, int fd, int dfd, char *buf, size_t len, uint64_t off,
                        uint64_t *bad_block)
 {
     unsigned cipher = node_conf()->cipher;
     uint64_t first, last, run_start, run_end;
-    unsigned char *run = NULL;
+    const unsigned char *run;
     int rc;
 
     pthread_rwlock_rdlock(&n->lock);
@@ -372,8 +413,7 @@ ssize_t contentio_read(struct node *n, int fd, char *buf, size_t len, uint64_t o
     last = (off + len - 1) / BS;
     run_start = content_block_offset(cipher, first);
     run_end = content_block_offset(cipher, last) + block_len(n->size, last) + overhead();
-    run = scratch((size_t)(run_end - run_start));
-    rc = run == NULL ? -ENOMEM : backing_pread_full(fd, run, (size_t)(run_end - run_start), run_start);
+    run = load_run(fd, dfd, run_start, run_end, &rc);
     if (rc == -EIO)
         *bad_block = last;
     if (rc == 0)

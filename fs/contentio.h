@@ -22,8 +22,22 @@
 
 #define CONTENTIO_HEADER_BLOCK UINT64_MAX
 
-/* contentio_read: read up to len bytes at off into buf.  Returns bytes read (0 at EOF). */
-ssize_t contentio_read(struct node *n, int fd, char *buf, size_t len, uint64_t off,
+/*
+ * Large reads (CONTENTIO_DIRECT_MIN bytes of backing file and more: sequential reads in the
+ * kernel's read-ahead requests) may go through a second descriptor of the same backing file
+ * opened with O_DIRECT.  The kernel keeps the plaintext this mount returns in its page cache; the
+ * ciphertext read past the page cache is not held a second time, and lands straight in the
+ * buffer it is decrypted from.  Reads are aligned to CONTENTIO_DIRECT_ALIGN.  A backing
+ * filesystem that refuses them (EINVAL) is read through the page cache from then on.
+ */
+#define CONTENTIO_DIRECT_MIN ((uint64_t)256 << 10)
+#define CONTENTIO_DIRECT_ALIGN 4096u
+
+/*
+ * contentio_read: read up to len bytes at off into buf.  dfd: the backing file opened with
+ * O_DIRECT, or -1 (everything through fd).  Returns bytes read (0 at EOF).
+ */
+ssize_t contentio_read(struct node *n, int fd, int dfd, char *buf, size_t len, uint64_t off,
                        uint64_t *bad_block);
 
 /*

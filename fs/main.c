@@ -245,11 +245,14 @@ static int serve_audited(struct fuse *fuse, const struct fuse_cmdline_opts *cl, 
  * libfuse cannot ask for more, so a sequential read arrives in 128 KiB requests, each a round trip
  * through the daemon.  One request can carry 1 MiB (max_write), and the mount's read-ahead, like a
  * disk's, is a setting of its backing device info in sysfs: set it there, once the kernel has
- * taken the INIT reply (which sets it to the negotiated value).  The mount is found in
- * /proc/self/mountinfo (a stat of the mount point would wait for this very daemon).  Returns 0,
- * or -1 when it could not be set (reads then work as before).
+ * taken the INIT reply (which sets it to the negotiated value).  4 MiB keeps about four 1 MiB
+ * requests in flight: large reads go past the backing page cache (contentio.h), so this is the
+ * only read-ahead the disk sees (1 GiB cold: 0.67-0.72 s against 1.06-1.11 s with 1 MiB and
+ * 0.79-0.80 s with 8 MiB).  The mount is found in /proc/self/mountinfo (a stat of the mount point
+ * would wait for this very daemon).  Returns 0, or -1 when it could not be set (reads then work
+ * as before).
  */
-#define READ_AHEAD_KB 1024
+#define READ_AHEAD_KB 4096
 
 static void unescape_mount_path(char *s)
 {

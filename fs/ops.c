@@ -28,6 +28,7 @@
 /* An open regular file. */
 struct handle {
     int fd;
+    _Atomic int direct_fd;     /* the same file with O_DIRECT, for large reads (DIRECT_*) */
     int append;
     struct node *node;
     struct tally *tally;       /* reads and writes, for the audit log */
@@ -559,8 +560,16 @@ static int backing_flags(int flags)
            O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
 }
 
+/* direct_fd of a read-only handle before its first large read, and of any other handle. */
+#define DIRECT_UNTRIED (-2)
+#define DIRECT_NONE (-1)
+
 static void handle_free(struct handle *h)
 {
+    int dfd = atomic_load(&h->direct_fd);
+
+    if (dfd >= 0)
+        close(dfd);
     tally_free(h->tally);
     free(h->path);
     node_put(h->node);
@@ -598,6 +607,10 @@ static int handle_new(const struct caller *c, const char *op, const char *path, 
         return -ENOMEM;
     }
     h->fd = fd;
+    /* Only read-only handles read past the page cache: a file open for writing is read back
+     * in place (a database's pages), and a direct read would first flush what was just
+     * written. */
+    atomic_init(&h->direct_fd, writable ? DIRECT_NONE : DIRECT_UNTRIED);
     h->append = (flags & O_APPEND) != 0;
     h->path = strdup(path);
     rc = h->path == NULL ? -ENOMEM : fstat(fd, &st) != 0 ? neg_errno() : S_ISREG(st.st_mode) ? 0 : -EINVAL;
@@ -736,6 +749,31 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     return handle_new(&c, "create", path, fd, (fi->flags & ~O_ACCMODE) | O_RDWR, fi);
 }
 
+/*
+ * The handle's O_DIRECT descriptor for a read of `size` bytes (contentio.h says why), opened at
+ * the first read large enough to use it; DIRECT_NONE when there is none.
+ */
+static int direct_fd(struct handle *h, size_t size)
+{
+    int dfd = atomic_load(&h->direct_fd), expect = DIRECT_UNTRIED;
+    char proc[64];
+
+    if (dfd != DIRECT_UNTRIED)
+        return dfd;
+    if (size < CONTENTIO_DIRECT_MIN)
+        return DIRECT_NONE;
+    proc_path(h->fd, proc, sizeof(proc));
+    dfd = open(proc, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (dfd < 0)
+        dfd = DIRECT_NONE;
+    if (!atomic_compare_exchange_strong(&h->direct_fd, &expect, dfd)) {
+        if (dfd >= 0) /* another thread was first */
+            close(dfd);
+        return expect;
+    }
+    return dfd;
+}
+
 static int op_read(const char *path, char *buf, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
@@ -746,7 +784,8 @@ static int op_read(const char *path, char *buf, size_t size, off_t off,
         return -EINVAL;
     if (trail_ready() != 0)
         return -EIO;
-    n = contentio_read(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, &bad);
+    n = contentio_read(fh(fi)->node, fh(fi)->fd, direct_fd(fh(fi), size), buf, size,
+                       (uint64_t)off, &bad);
     if (n == -EIO)
         integrity_failure(rpath(path, fi), fh(fi)->node, bad);
     if (n > 0)

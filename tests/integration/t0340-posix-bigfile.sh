@@ -1,8 +1,12 @@
 #!/bin/bash
 # A file over 4 GiB: a few bytes written at 5 GiB (+3, unaligned), data
 # straddling the 4 GiB boundary; size, zeros before, tail data, backing size
-# formula, all again after a remount.  The mount reads ahead 1 MiB (requests as large as
-# max_write), and a large sequential read through it returns every byte.
+# formula, all again after a remount.  The mount reads ahead 4 MiB in requests as large as
+# max_write; a read-only handle reads such requests from the backing file with O_DIRECT
+# (past the backing page cache): a cold sequential read returns every byte, the direct
+# descriptor lives as long as the handle, a handle open for writing never has one, large
+# reads at unaligned offsets and across the end are right, and a direct read sees data
+# written a moment before and not yet on disk.
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
 setup_vault
@@ -51,10 +55,66 @@ rm -f "$M/big"
 check "removing the big file frees it from the backing directory" test ! -e "$B/big"
 
 DEV=$(mountpoint -d "$M")
-check_eq "the mount reads ahead 1 MiB (bdi $DEV)" 1024 "$(cat "/sys/class/bdi/$DEV/read_ahead_kb" 2>&1)"
+check_eq "the mount reads ahead 4 MiB (bdi $DEV)" 4096 "$(cat "/sys/class/bdi/$DEV/read_ahead_kb" 2>&1)"
 head -c $((96 * 1024 * 1024 + 12345)) /dev/urandom > "$SCRATCH/seq.src"
 cp "$SCRATCH/seq.src" "$M/seq"
 sync; echo 3 > /proc/sys/vm/drop_caches
-check "a cold sequential read in 1 MiB read-ahead requests returns every byte" \
+check "a cold sequential read in read-ahead requests returns every byte" \
     cmp "$SCRATCH/seq.src" "$M/seq"
+
+PID=$(daemon_pid_for "$M") || bail "no daemon for $M"
+# direct_fds_of PATH: how many descriptors the daemon holds on backing PATH with O_DIRECT.
+direct_fds_of() {
+    local n=0 f flags
+    for f in /proc/"$PID"/fd/*; do
+        [ "$(readlink "$f" 2>/dev/null)" = "$1" ] || continue
+        flags=$(awk '/^flags:/ {print $2}' "/proc/$PID/fdinfo/${f##*/}" 2>/dev/null)
+        [ -n "$flags" ] && (( 8#$flags & 8#40000 )) && n=$((n + 1))
+    done
+    echo "$n"
+}
+sync; echo 3 > /proc/sys/vm/drop_caches
+exec 7< "$M/seq"
+head -c $((8 * 1024 * 1024)) <&7 > "$SCRATCH/seq.head"
+check_eq "while a read-only handle reads sequentially, the daemon reads the backing file with O_DIRECT" \
+    1 "$(direct_fds_of "$B/seq")"
+check "what it read is right" cmp -n $((8 * 1024 * 1024)) "$SCRATCH/seq.src" "$SCRATCH/seq.head"
+exec 7<&-
+sleep 0.2
+check_eq "the direct descriptor is closed with the handle" 0 "$(direct_fds_of "$B/seq")"
+exec 7<> "$M/seq"
+sync; echo 3 > /proc/sys/vm/drop_caches
+head -c $((8 * 1024 * 1024)) <&7 > /dev/null
+check_eq "a handle open for writing reads through the page cache (no O_DIRECT descriptor)" \
+    0 "$(direct_fds_of "$B/seq")"
+exec 7<&-
+# Python's O_DIRECT open of the mount sends each read to the daemon as it is, whatever
+# the page cache holds: large reads at unaligned offsets, across the end of the file, and of
+# data written a moment before through another handle (still dirty in the backing page cache).
+expect_ok "large reads at unaligned offsets, across the end, and just after a write, are right" '
+src, p = argv[0], argv[1]
+with open(src, "rb") as f:
+    want = f.read()
+size = len(want)
+fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+try:
+    for off, n in ((0, 1 << 20), (12345, 1 << 20), (4096 * 7 + 40, 3 << 19), (size - 700000, 1 << 20),
+                   (size - (1 << 20) - 1, 1 << 20), (size - 5, 1 << 20)):
+        got = os.pread(fd, n, off)
+        check_bytes(got, want[off:off + n], "direct read [%d,+%d)" % (off, n), off)
+    new = pattern(11, 0, 3 << 20)
+    w = os.open(p, os.O_WRONLY)
+    try:
+        write_all(w, new, 5 << 20)
+    finally:
+        os.close(w)
+    for off, n in ((5 << 20, 1 << 20), ((5 << 20) + 99999, 2 << 20), ((4 << 20) + 1, 2 << 20)):
+        got = os.pread(fd, n, off)
+        exp = bytearray(want[off:off + n])
+        lo, hi = max(off, 5 << 20), min(off + n, 8 << 20)
+        exp[lo - off:hi - off] = new[lo - (5 << 20):hi - (5 << 20)]
+        check_bytes(got, bytes(exp), "direct read after write [%d,+%d)" % (off, n), off)
+finally:
+    os.close(fd)
+' "$SCRATCH/seq.src" "$M/seq"
 done_testing
