@@ -205,7 +205,10 @@ static int run_loop(struct fuse *fuse, const struct fuse_cmdline_opts *cl)
     fuse_loop_cfg_set_clone_fd(lc, cl->clone_fd);
     if (cl->max_threads > 0 && cl->max_threads <= 100000) /* else libfuse's default */
         fuse_loop_cfg_set_max_threads(lc, cl->max_threads);
-    fuse_loop_cfg_set_idle_threads(lc, cl->max_idle_threads);
+    /* -1 (UINT_MAX), no limit, is libfuse's own default: handing it back only makes libfuse
+     * print a warning on every mount */
+    if (cl->max_idle_threads <= 100000)
+        fuse_loop_cfg_set_idle_threads(lc, cl->max_idle_threads);
     rc = fuse_loop_mt(fuse, lc) != 0;
     fuse_loop_cfg_destroy(lc);
     return rc;

@@ -58,6 +58,8 @@ for i in $(seq 1 100); do
 done
 check_eq "after fusermount3 -u the -f process exits with status 0" 0 "$st"
 expect_fail "  ... and nothing is mounted" mountinfo_has "$M"
+check_eq "  ... and stderr holds only the mount and unmount lines (no library warnings)" \
+    "custodyfs: mounted $B on $M|custodyfs: unmounted $M" "$(paste -sd'|' "$SCRATCH/fg.err")"
 
 new_keyfile "$SCRATCH/wrong"
 timeout 30 "$CUSTODYFS" "$B" "$M" --keyfile "$SCRATCH/wrong" -f > "$SCRATCH/o" 2> "$SCRATCH/e" < /dev/null
