@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,23 +33,57 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 /*
  * A per-thread buffer for the sealed bytes of one request (up to max_write plus overheads), kept
  * between requests: a fresh allocation of that size is mapped and faulted in anew each time,
- * which cost more than the decryption.  Aligned for direct reads.  Returns NULL when out of
- * memory.
+ * which cost more than the decryption.  Aligned for direct reads.  It is freed when its thread
+ * ends (libfuse ends idle threads beyond -o max_idle_threads).
  */
+struct scratch {
+    unsigned char *buf;
+    size_t cap;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *p)
+{
+    struct scratch *s = p;
+
+    free(s->buf);
+    free(s);
+}
+
+static void scratch_key_init(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* The thread's buffer, at least len bytes.  Returns NULL when out of memory. */
 static unsigned char *scratch(size_t len)
 {
-    static _Thread_local unsigned char *buf;
-    static _Thread_local size_t cap;
+    struct scratch *s;
 
-    if (len > cap) {
+    pthread_once(&scratch_once, scratch_key_init);
+    if (!scratch_key_ok)
+        return NULL;
+    s = pthread_getspecific(scratch_key);
+    if (s == NULL) {
+        if ((s = calloc(1, sizeof(*s))) == NULL)
+            return NULL;
+        if (pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (len > s->cap) {
         void *p;
         if (posix_memalign(&p, CONTENTIO_DIRECT_ALIGN, len) != 0)
             return NULL;
-        free(buf);
-        buf = p;
-        cap = len;
+        free(s->buf);
+        s->buf = p;
+        s->cap = len;
     }
-    return buf;
+    return s->buf;
 }
 
 /* Set once a direct read is refused (the backing filesystem has no O_DIRECT, or wants another

@@ -117,4 +117,23 @@ try:
 finally:
     os.close(fd)
 ' "$SCRATCH/seq.src" "$M/seq"
+
+# With -o max_idle_threads=1 libfuse ends worker threads as load falls and starts new ones as
+# it rises: what a thread holds for its requests (the buffer a request's blocks are read
+# into) must go with it.
+remount_vault "$B" "$M" --keyfile "$KEY" -o max_idle_threads=1 ||
+    bail "remount with -o max_idle_threads=1 failed: $(cat "$SCRATCH/mount.err")"
+PID=$(daemon_pid_for "$M") || bail "no daemon for $M"
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$PID/status"; }
+sync; echo 3 > /proc/sys/vm/drop_caches
+cat "$M/seq" > /dev/null
+before=$(rss_kib)
+for _ in 1 2 3; do
+    echo 3 > /proc/sys/vm/drop_caches
+    cat "$M/seq" > /dev/null
+done
+after=$(rss_kib)
+_lib_log "daemon resident memory: $before KiB before, $after KiB after three cold reads"
+check "with threads ending and starting, three cold 96 MiB reads leave the daemon within 32 MiB of where it was" \
+    test $((after - before)) -lt 32768
 done_testing
