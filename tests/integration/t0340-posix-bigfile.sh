@@ -136,4 +136,23 @@ after=$(rss_kib)
 _lib_log "daemon resident memory: $before KiB before, $after KiB after three cold reads"
 check "with threads ending and starting, three cold 96 MiB reads leave the daemon within 32 MiB of where it was" \
     test $((after - before)) -lt 32768
+unmount_vault "$M" || bail "unmount failed"
+
+# ramfs has no O_DIRECT: a vault on it is read through the page cache, every byte right.
+RAMFS=$SCRATCH/ramfs
+mkdir -p "$RAMFS" && mount -t ramfs none "$RAMFS" || bail "cannot mount a ramfs on $RAMFS"
+make_vault "$RAMFS/backing" "$KEY" || bail "custodyctl init on ramfs failed: $(cat "$SCRATCH/init.err")"
+mount_vault "$RAMFS/backing" "$M" --keyfile "$KEY" || bail "mount failed: $(cat "$SCRATCH/mount.err")"
+head -c $((24 * 1024 * 1024 + 777)) /dev/urandom > "$SCRATCH/ram.src"
+cp "$SCRATCH/ram.src" "$M/r"
+remount_vault "$RAMFS/backing" "$M" --keyfile "$KEY" || bail "remount failed: $(cat "$SCRATCH/mount.err")"
+PID=$(daemon_pid_for "$M") || bail "no daemon for $M"
+exec 7< "$M/r"
+cat <&7 > "$SCRATCH/ram.out"
+check_eq "on a backing filesystem without O_DIRECT (ramfs) no direct descriptor is held" \
+    0 "$(direct_fds_of "$RAMFS/backing/r")"
+check "  ... and a sequential read returns every byte" cmp "$SCRATCH/ram.src" "$SCRATCH/ram.out"
+exec 7<&-
+unmount_vault "$M" || bail "unmount failed"
+umount "$RAMFS"
 done_testing
