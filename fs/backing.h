@@ -39,6 +39,7 @@ int backing_open(int root_fd, const char *path, int flags, mode_t mode);
  * file first returns -EIO (the file is shorter than its size says: cut).
  */
 int backing_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int backing_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 /*
  * backing_pread_least: read up to len bytes at off, and at least `need` (<= len): the end of the
@@ -46,7 +47,6 @@ int backing_pread_full(int fd, void *buf, size_t len, uint64_t off);
  * when the file ends before `need`, or another negative errno.
  */
 int backing_pread_least(int fd, void *buf, size_t len, size_t need, uint64_t off);
-int backing_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 /* backing_is_hidden: true when `name`, a direct child of the root, must not be seen. */
 int backing_is_hidden(const char *name);
