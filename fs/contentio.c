@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BS ((uint64_t)CONTENT_BLOCK_SIZE)
@@ -172,27 +173,43 @@ static int block_load(struct node *n, int fd, uint64_t b, size_t plen, unsigned 
     return rc != 0 ? rc : block_open(n, b, sealed, plen, out, bad_block);
 }
 
+/* The end of the allocation unit holding backing offset `end` (end itself when on a boundary). */
+static uint64_t unit_end(const struct node *n, uint64_t end)
+{
+    return end % n->blksize != 0 ? end + (n->blksize - end % n->blksize) : end;
+}
+
 /*
- * Before a write that makes the backing file longer, reserve the space it needs, so that a full
- * disk fails the operation before anything is overwritten (the last block of a file is rewritten
- * in place when the file grows: a half-done write there would destroy acknowledged data).
- * [from, to) are backing offsets; what lies inside the file's current size is already there.
+ * Write `len` bytes of sealed content at backing offset `off`, where the file may grow.  A full
+ * disk must fail such a write before it changes anything: when a file grows, its last block is
+ * rewritten in place, and a write cut short there would destroy acknowledged data.  So the part
+ * that lands beyond the allocation unit holding the backing file's end (new space) is written
+ * first, and only once it is stored is the part inside the units the file already has.  If the
+ * new part fails, the backing file is cut back to the size it had.  The backing filesystem
+ * allocates new space when the write is made (delayed allocation reserves it then), and at
+ * writeback all of a small file at once, in one extent: one disk read when cold.
  */
-static int reserve(struct node *n, int fd, uint64_t from, uint64_t to)
+static int store(struct node *n, int fd, const unsigned char *buf, size_t len, uint64_t off)
 {
     uint64_t end = content_cipher_size(node_conf()->cipher, n->size);
+    struct stat st;
+    size_t head;
+    int rc;
 
-    /* The rest of the backing file's last allocation unit is allocated with it: small appends
-     * reserve only when they cross into the next unit. */
-    if (end % n->blksize != 0)
-        end += n->blksize - end % n->blksize;
-    if (from < end)
-        from = end;
-    if (to <= from)
-        return 0;
-    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
-        return 0;
-    return errno == EOPNOTSUPP ? 0 : -errno; /* a filesystem that cannot reserve: write anyway */
+    if (off + len <= unit_end(n, end))
+        return backing_pwrite_full(fd, buf, len, off); /* nothing new */
+    /* where the backing file ends now: past a block just padded, short of a hole to come */
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    end = (uint64_t)st.st_size;
+    head = off < unit_end(n, end) ? (size_t)min_u64(unit_end(n, end) - off, len) : 0;
+    if (head < len && (rc = backing_pwrite_full(fd, buf + head, len - head, off + head)) != 0) {
+        if (ftruncate(fd, (off_t)end) != 0) {
+            /* nothing more can be done; the caller reports the write's own error */
+        }
+        return rc;
+    }
+    return head > 0 ? backing_pwrite_full(fd, buf, head, off) : 0;
 }
 
 /* Seal plen bytes as block b and write it. */
@@ -201,13 +218,8 @@ static int block_store(struct node *n, int fd, uint64_t b, const unsigned char *
 {
     unsigned char sealed[CONTENT_MAX_SEALED_BLOCK];
 
-    uint64_t off = content_block_offset(node_conf()->cipher, b);
-    int rc = reserve(n, fd, off, off + plen + overhead());
-
-    if (rc != 0)
-        return rc;
     content_block_seal(n->cf, b, plain, plen, sealed);
-    return backing_pwrite_full(fd, sealed, plen + overhead(), off);
+    return store(n, fd, sealed, plen + overhead(), content_block_offset(node_conf()->cipher, b));
 }
 
 /* Re-seal block b, now old_len bytes, as new_len bytes (zero-extended or cut). */
@@ -342,10 +354,7 @@ static int write_blocks(struct node *n, int fd, const char *buf, size_t len, uin
         }
     }
     if (rc == 0) {
-        uint64_t start = content_block_offset(node_conf()->cipher, first);
-        rc = reserve(n, fd, start, start + pos);
-        if (rc == 0)
-            rc = backing_pwrite_full(fd, sealed, pos, start);
+        rc = store(n, fd, sealed, pos, content_block_offset(node_conf()->cipher, first));
     }
     memset(tmp, 0, sizeof(tmp));
     return rc;

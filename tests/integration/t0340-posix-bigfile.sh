@@ -6,7 +6,8 @@
 # (past the backing page cache): a cold sequential read returns every byte, the direct
 # descriptor lives as long as the handle, a handle open for writing never has one, large
 # reads at unaligned offsets and across the end are right, and a direct read sees data
-# written a moment before and not yet on disk.
+# written a moment before and not yet on disk.  Small files, written at once, in two writes or
+# in 512-byte appends, are each one extent of the backing disk.
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
 setup_vault
@@ -136,6 +137,36 @@ after=$(rss_kib)
 _lib_log "daemon resident memory: $before KiB before, $after KiB after three cold reads"
 check "with threads ending and starting, three cold 96 MiB reads leave the daemon within 32 MiB of where it was" \
     test $((after - before)) -lt 32768
+
+# A small file lies in one extent of the backing disk, header and all, however it was written:
+# a cold read of it is one disk read.  (A growing file's new space is written, not reserved
+# with fallocate, so the backing filesystem allocates all of it at once at writeback.)
+mkdir "$M/small"
+expect_ok "write 20 small files each in one write, in two (as tar does), and in 512-byte appends" '
+d = argv[0]
+for i in range(20):
+    size = 5000 + 571 * i
+    for kind, steps in (("one", [size]), ("two", [3000, size - 3000]), ("appends", [512] * (size // 512) + [size % 512])):
+        fd = os.open("%s/%s-%02d" % (d, kind, i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        off = 0
+        for n in steps:
+            write_all(fd, pattern(i, off, n), off)
+            off += n
+        os.close(fd)
+' "$M/small"
+sync
+check_eq "  ... each of the 60 backing files is one extent (filefrag)" "60 files, 60 extents" \
+    "$(filefrag "$B"/small/* | awk '{n++; e += $2} END {print n " files, " e " extents"}')"
+check "  ... and each reads back right" "$PY" -c '
+import os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+from helpers import pattern
+d = sys.argv[2]
+for i in range(20):
+    size = 5000 + 571 * i
+    for kind in ("one", "two", "appends"):
+        assert open("%s/%s-%02d" % (d, kind, i), "rb").read() == pattern(i, 0, size), (kind, i)
+' "$HELPERS_PY" "$M/small"
 unmount_vault "$M" || bail "unmount failed"
 
 # ramfs has no O_DIRECT: a vault on it is read through the page cache, every byte right.
