@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,6 +28,20 @@ static int openat2_safe(int dirfd, const char *path, int flags, mode_t mode)
         fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
     while (fd < 0 && errno == EAGAIN);
     return fd < 0 ? -errno : (int)fd;
+}
+
+int backing_full_at_write(int fd)
+{
+    static const unsigned long local[] = {EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC,
+                                          F2FS_SUPER_MAGIC, TMPFS_MAGIC};
+    struct statfs sf;
+
+    if (fstatfs(fd, &sf) != 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+        if ((unsigned long)sf.f_type == local[i])
+            return 1;
+    return 0;
 }
 
 int backing_is_hidden(const char *name)

@@ -48,6 +48,15 @@ int backing_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
  */
 int backing_pread_least(int fd, void *buf, size_t len, size_t need, uint64_t off);
 
+/*
+ * backing_full_at_write: does the filesystem holding the open descriptor `fd` report a full disk
+ * when data is written, rather than later at writeback?  True of the local filesystems that
+ * allocate or reserve space as they take a write (ext2/3/4, XFS, btrfs, f2fs, tmpfs); false of
+ * anything else, such as a network filesystem, whose space custodyfs then reserves with
+ * fallocate before it writes.  Returns 1 or 0.
+ */
+int backing_full_at_write(int fd);
+
 /* backing_is_hidden: true when `name`, a direct child of the root, must not be seen. */
 int backing_is_hidden(const char *name);
 

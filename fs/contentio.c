@@ -185,9 +185,11 @@ static uint64_t unit_end(const struct node *n, uint64_t end)
  * rewritten in place, and a write cut short there would destroy acknowledged data.  So the part
  * that lands beyond the allocation unit holding the backing file's end (new space) is written
  * first, and only once it is stored is the part inside the units the file already has.  If the
- * new part fails, the backing file is cut back to the size it had.  The backing filesystem
+ * new part fails, the backing file is cut back to the size it had.  A local filesystem
  * allocates new space when the write is made (delayed allocation reserves it then), and at
- * writeback all of a small file at once, in one extent: one disk read when cold.
+ * writeback all of a small file at once, in one extent: one disk read when cold.  Any other
+ * (a network filesystem may find the disk full only at writeback) has the new space reserved
+ * with fallocate first.
  */
 static int store(struct node *n, int fd, const unsigned char *buf, size_t len, uint64_t off)
 {
@@ -203,6 +205,10 @@ static int store(struct node *n, int fd, const unsigned char *buf, size_t len, u
         return -errno;
     end = (uint64_t)st.st_size;
     head = off < unit_end(n, end) ? (size_t)min_u64(unit_end(n, end) - off, len) : 0;
+    if (head < len && node_conf()->reserve_new &&
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)(off + head), (off_t)(len - head)) != 0 &&
+        errno != EOPNOTSUPP) /* a filesystem that cannot reserve: write anyway */
+        return -errno;
     if (head < len && (rc = backing_pwrite_full(fd, buf + head, len - head, off + head)) != 0) {
         if (ftruncate(fd, (off_t)end) != 0) {
             /* nothing more can be done; the caller reports the write's own error */

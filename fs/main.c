@@ -5,6 +5,7 @@
  */
 #include "audit/audit.h"
 #include "fs/access.h"
+#include "fs/backing.h"
 #include "fs/fslog.h"
 #include "fs/identity.h"
 #include "fs/trail.h"
@@ -316,7 +317,8 @@ static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint
 {
     struct fuse_cmdline_opts cl;
     struct fs_state st = {.root_fd = v->root_fd, .backing = v->backing};
-    struct node_table_conf nc = {.mk = v->mk, .cipher = vaultcfg_layout(&v->cfg)};
+    struct node_table_conf nc = {.mk = v->mk, .cipher = vaultcfg_layout(&v->cfg),
+                                 .reserve_new = !backing_full_at_write(v->root_fd)};
     struct fuse *fuse;
     char pid[32];
     int rc = 1;

@@ -32,6 +32,9 @@ struct node {
 struct node_table_conf {
     const struct master_key *mk;
     unsigned cipher;            /* the vault's layout: cipher and file format (content.h) */
+    int reserve_new;            /* reserve a growing file's new space (fallocate) before writing
+                                   it: the backing filesystem may report a full disk only at
+                                   writeback (backing_full_at_write() is false) */
 };
 
 /* node_table_init: prepare the table.  Returns 0 or -ENOMEM. */

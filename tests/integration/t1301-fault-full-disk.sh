@@ -15,6 +15,9 @@
 #     append and the truncate that failed before);
 #   - the audit log (kept on the big filesystem) verifies; everything is unmounted and the loop
 #     device detached at the end.
+# With T1301_OVERLAY=1 (t1303) the vault lies on an overlayfs whose upper layer is that image:
+# a filesystem custodyfs does not know to report a full disk at write time, so it reserves a
+# growing file's new space with fallocate before writing it, and the same checks hold.
 . "$(dirname "$0")/lib.sh"
 standard_prereqs
 require_tools mkfs.ext4 losetup mount umount
@@ -28,6 +31,8 @@ B=$SMALL/vault
 M=$SCRATCH/mnt
 AUDIT=$SCRATCH/audit.db
 STATE=$SCRATCH/state.json
+OVERLAY=${T1301_OVERLAY:-0}
+IMGMNT=$SCRATCH/image        # where the image is mounted when $SMALL is an overlay on it
 
 # Our own cleanup first (FUSE mount, then the ext4 mount, then the loop device), then lib.sh's.
 _full_cleanup() {
@@ -38,6 +43,9 @@ _full_cleanup() {
     fi
     if mountinfo_has "$SMALL"; then
         umount "$SMALL" 2>/dev/null || umount -l "$SMALL" 2>/dev/null
+    fi
+    if mountinfo_has "$IMGMNT"; then
+        umount "$IMGMNT" 2>/dev/null || umount -l "$IMGMNT" 2>/dev/null
     fi
     if [ -n "$LOOPDEV" ] && losetup "$LOOPDEV" 2>/dev/null | grep -q -F "$IMG"; then
         losetup -d "$LOOPDEV" 2>/dev/null
@@ -52,12 +60,42 @@ mkfs.ext4 -q -F -b 4096 -m 0 -L custodyfull "$IMG" > "$SCRATCH/mkfs.out" 2>&1 \
     || bail "mkfs.ext4 failed: $(cat "$SCRATCH/mkfs.out")"
 LOOPDEV=$(losetup --find --show "$IMG" 2>&1) || bail "losetup failed: $LOOPDEV"
 mkdir -p "$SMALL"
-mount -t ext4 "$LOOPDEV" "$SMALL" || bail "cannot mount $LOOPDEV on $SMALL"
+if [ "$OVERLAY" = 1 ]; then
+    mkdir -p "$IMGMNT" "$SCRATCH/lower"
+    mount -t ext4 "$LOOPDEV" "$IMGMNT" || bail "cannot mount $LOOPDEV on $IMGMNT"
+    mkdir -p "$IMGMNT/upper" "$IMGMNT/work"
+    mount -t overlay overlay \
+        -o "lowerdir=$SCRATCH/lower,upperdir=$IMGMNT/upper,workdir=$IMGMNT/work" "$SMALL" \
+        || bail "cannot mount an overlayfs on $SMALL"
+    FSDESC="an overlayfs on a 32 MiB ext4 filesystem"
+else
+    mount -t ext4 "$LOOPDEV" "$SMALL" || bail "cannot mount $LOOPDEV on $SMALL"
+    FSDESC="a 32 MiB ext4 filesystem"
+fi
 new_keyfile "$KEY"
 make_vault "$B" "$KEY" || bail "custodyctl init on the small filesystem failed: $(cat "$SCRATCH/init.err")"
 mount_vault "$B" "$M" --keyfile "$KEY" --audit-db "$AUDIT" \
     || bail "mount failed: $(cat "$SCRATCH/mount.err")"
-pass "a vault on a 32 MiB ext4 filesystem mounts (audit log elsewhere)"
+pass "a vault on $FSDESC mounts (audit log elsewhere)"
+
+# Which way a growing file's new space is secured: reserved with fallocate first on a filesystem
+# not known to report a full disk at write time (the overlay), only written first on ext4.
+require_tools strace
+daemon=$(daemon_pid_for "$M")
+strace -f -qq -e trace=fallocate -o "$SCRATCH/strace.out" -p "$daemon" &
+tracer=$!
+for _ in $(seq 1 50); do grep -q TracerPid:.[1-9] "/proc/$daemon/status" && break; sleep 0.1; done
+head -c 20000 /dev/urandom > "$M/probe"
+sleep 0.3
+kill "$tracer" 2>/dev/null
+wait "$tracer" 2>/dev/null
+if [ "$OVERLAY" = 1 ]; then
+    check "on the overlay, a growing write reserves its new space with fallocate" \
+        grep -q "fallocate(.*FALLOC_FL_KEEP_SIZE" "$SCRATCH/strace.out"
+else
+    check_eq "on ext4, a growing write calls no fallocate" "" "$(grep fallocate "$SCRATCH/strace.out")"
+fi
+rm -f "$M/probe"
 
 cat > "$SCRATCH/full.py" <<'PYEOF'
 import errno, json, os, sys
@@ -420,7 +458,12 @@ check_eq "custodyctl verify --audit-db exits 0" 0 "$rc" || printf '#   %s\n' "$o
 printf '# %s\n' "$out"
 
 # tear down the small filesystem ourselves and check that nothing is left
-umount "$SMALL" && pass "the ext4 image unmounts" || fail "the ext4 image unmounts"
+if [ "$OVERLAY" = 1 ]; then
+    umount "$SMALL" && pass "the overlay unmounts" || fail "the overlay unmounts"
+    umount "$IMGMNT" && pass "the ext4 image unmounts" || fail "the ext4 image unmounts"
+else
+    umount "$SMALL" && pass "the ext4 image unmounts" || fail "the ext4 image unmounts"
+fi
 losetup -d "$LOOPDEV" && pass "the loop device is detached" || fail "the loop device is detached"
 for _ in $(seq 1 20); do losetup -j "$IMG" | grep -q . || break; sleep 0.2; done
 check_eq "no loop device is left on the image" "" "$(losetup -j "$IMG")"
