@@ -205,15 +205,17 @@ static int store(struct node *n, int fd, const unsigned char *buf, size_t len, u
         return -errno;
     end = (uint64_t)st.st_size;
     head = off < unit_end(n, end) ? (size_t)min_u64(unit_end(n, end) - off, len) : 0;
-    if (head < len && node_conf()->reserve_new &&
-        fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)(off + head), (off_t)(len - head)) != 0 &&
-        errno != EOPNOTSUPP) /* a filesystem that cannot reserve: write anyway */
-        return -errno;
-    if (head < len && (rc = backing_pwrite_full(fd, buf + head, len - head, off + head)) != 0) {
-        if (ftruncate(fd, (off_t)end) != 0) {
-            /* nothing more can be done; the caller reports the write's own error */
+    if (head < len) {
+        if (node_conf()->reserve_new &&
+            fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)(off + head), (off_t)(len - head)) != 0 &&
+            errno != EOPNOTSUPP) /* a filesystem that cannot reserve: write anyway */
+            return -errno;
+        if ((rc = backing_pwrite_full(fd, buf + head, len - head, off + head)) != 0) {
+            if (ftruncate(fd, (off_t)end) != 0) {
+                /* nothing more can be done; the caller reports the write's own error */
+            }
+            return rc;
         }
-        return rc;
     }
     return head > 0 ? backing_pwrite_full(fd, buf, head, off) : 0;
 }
