@@ -82,13 +82,14 @@ pass "a vault on $FSDESC mounts (audit log elsewhere)"
 # not known to report a full disk at write time (the overlay), only written first on ext4.
 require_tools strace
 daemon=$(daemon_pid_for "$M")
-strace -f -qq -e trace=fallocate -o "$SCRATCH/strace.out" -p "$daemon" &
+strace -f -qq -e trace=fallocate,pwrite64 -o "$SCRATCH/strace.out" -p "$daemon" &
 tracer=$!
 for _ in $(seq 1 50); do grep -q TracerPid:.[1-9] "/proc/$daemon/status" && break; sleep 0.1; done
 head -c 20000 /dev/urandom > "$M/probe"
 sleep 0.3
 kill "$tracer" 2>/dev/null
 wait "$tracer" 2>/dev/null
+check "the trace saw the daemon write the file (pwrite64)" grep -q "pwrite64(" "$SCRATCH/strace.out"
 if [ "$OVERLAY" = 1 ]; then
     check "on the overlay, a growing write reserves its new space with fallocate" \
         grep -q "fallocate(.*FALLOC_FL_KEEP_SIZE" "$SCRATCH/strace.out"
