@@ -20,7 +20,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread
 CRYPTO_SRC := crypto/secmem.c crypto/content.c crypto/vaultcfg.c
 AUDIT_SRC  := audit/record.c audit/log.c audit/verify.c audit/spool.c
 COMMON_SRC := fs/vault.c fs/keysrc.c fs/backing.c fs/access.c fs/grant.c fs/identity.c
-FS_SRC     := fs/fslog.c fs/trail.c fs/node.c fs/contentio.c fs/reaper.c fs/ops.c fs/main.c
+FS_SRC     := fs/fslog.c fs/trail.c fs/node.c fs/contentio.c fs/reaper.c fs/wire.c fs/ops.c fs/main.c
 CTL_SRC    := tools/custodyctl.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

@@ -256,6 +256,23 @@ void caller_identify(uid_t uid, gid_t gid, pid_t pid, struct caller *c)
     caller_lookup(uid, gid, pid, c, NULL, NULL);
 }
 
+int caller_capable(pid_t pid, uid_t uid, int cap)
+{
+    char dir[32], buf[8192], *p;
+    unsigned long long eff;
+    int dirfd;
+
+    snprintf(dir, sizeof(dir), "/proc/%ld", (long)pid);
+    dirfd = pid > 0 ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dirfd < 0)
+        return uid == 0;
+    p = read_proc(dirfd, "status", buf, sizeof(buf)) < 0 ? NULL : strstr(buf, "\nCapEff:");
+    close(dirfd);
+    if (p == NULL || sscanf(p + sizeof("\nCapEff:") - 1, "%llx", &eff) != 1)
+        return uid == 0;
+    return cap >= 0 && cap < 64 && ((eff >> cap) & 1);
+}
+
 void identity_flush(void)
 {
     pthread_mutex_lock(&cache_lock);

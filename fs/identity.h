@@ -41,6 +41,14 @@ void caller_identify(uid_t uid, gid_t gid, pid_t pid, struct caller *c);
 void caller_lookup(uid_t uid, gid_t gid, pid_t pid, struct caller *c, gid_t *groups,
                    int *ngroups);
 
+/*
+ * caller_capable: does the process `pid` running as uid hold capability `cap` (CAP_*) in its
+ * effective set now?  Read fresh from /proc/PID/status at every call (capabilities change
+ * without an exec).  When the process is gone or pid is 0, root is taken as capable.
+ * Returns 1 or 0.
+ */
+int caller_capable(pid_t pid, uid_t uid, int cap);
+
 /* identity_flush: forget every cached process (closes the cached descriptors). */
 void identity_flush(void);
 

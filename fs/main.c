@@ -13,6 +13,7 @@
 #include "fs/node.h"
 #include "fs/ops.h"
 #include "fs/vault.h"
+#include "fs/wire.h"
 #include "crypto/secmem.h"
 
 #include <fuse_lowlevel.h>
@@ -309,6 +310,10 @@ static void on_connected(void)
 {
     if (tune_read_ahead(tuned_mountpoint) != 0)
         fslog(LOG_INFO, "cannot set the mount's read-ahead: sequential reads use 128 KiB requests");
+    if (!wire_killpriv_v2())
+        fslog(LOG_WARNING, "the kernel does not leave set-user-ID clearing to the daemon "
+                           "(FUSE_HANDLE_KILLPRIV_V2, Linux 5.11): a write to a set-user-ID file "
+                           "by a user who may not chmod it fails");
 }
 
 /* Mount and serve until unmounted.  Returns the exit status. */
@@ -335,6 +340,8 @@ static int serve(struct fuse_args *args, struct vault *v, const char *mountpoint
         goto out_opts; /* libfuse said why */
     if (fuse_mount(fuse, cl.mountpoint) != 0)
         goto out_destroy;
+    if (wire_attach(fuse_get_session(fuse)) != 0)
+        goto out_unmount;
     if (fuse_daemonize(cl.foreground) != 0 || fuse_set_signal_handlers(fuse_get_session(fuse)))
         goto out_unmount;
     fslog_init(cl.foreground);

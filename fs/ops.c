@@ -7,6 +7,7 @@
 #include "fs/node.h"
 #include "fs/reaper.h"
 #include "fs/trail.h"
+#include "fs/wire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <acl/libacl.h>
+#include <linux/capability.h>
 #include <sys/acl.h>
 
 /* An open regular file. */
@@ -517,6 +519,39 @@ static int op_utimens(const char *path, const struct timespec tv[2], struct fuse
                         NULL);
 }
 
+/*
+ * A write or a truncation clears the file's set-user-ID bit, and its set-group-ID bit when the
+ * group may execute it (without that, the bit marks mandatory locking, not privilege), unless the
+ * caller holds CAP_FSETID: what Linux does on a local filesystem.  The kernel leaves this to the
+ * daemon (FUSE_HANDLE_KILLPRIV_V2, fs/wire.h).  Called before the change, with the backing
+ * descriptor; `cause` names it.  A cleared bit is a permission change and goes on record.
+ * Returns 0 or a negative errno.
+ */
+static int kill_setid(const char *path, int fd, struct node *n, const char *cause)
+{
+    const struct fuse_context *ctx = fuse_get_context();
+    char detail[64];
+    struct caller c;
+    struct stat st;
+    mode_t kill;
+    int rc;
+
+    if (fstat(fd, &st) != 0)
+        return neg_errno();
+    kill = st.st_mode & S_ISUID;
+    if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        kill |= S_ISGID;
+    if (kill == 0 || !S_ISREG(st.st_mode) || caller_capable(ctx->pid, ctx->uid, CAP_FSETID))
+        return 0;
+    caller(&c);
+    rc = fchmod(fd, st.st_mode & 07777 & ~kill) == 0 ? 0 : neg_errno();
+    if (rc == 0)
+        wire_attr_changed(); /* a truncation's reply carries the new mode itself */
+    snprintf(detail, sizeof(detail), "old=%04o new=%04o cause=%s", (unsigned)(st.st_mode & 07777),
+             (unsigned)(st.st_mode & 07777 & ~kill), cause);
+    return trail_record(&c, "chmod", path, NULL, node_file_id(n), rc, detail);
+}
+
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     uint64_t bad = CONTENTIO_HEADER_BLOCK;
@@ -532,10 +567,12 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
         rc = -EINVAL;
     } else if (fi != NULL) {
         n = fh(fi)->node;
-        rc = contentio_truncate(n, fh(fi)->fd, (uint64_t)size, &bad);
+        if ((rc = kill_setid(rpath(path, fi), fh(fi)->fd, n, "truncate")) == 0)
+            rc = contentio_truncate(n, fh(fi)->fd, (uint64_t)size, &bad);
     } else if ((fd = open_regular(path, O_RDWR | O_NONBLOCK)) < 0) {
         rc = fd;
-    } else if ((rc = check_fd(fd, ACCESS_W)) == 0 && (rc = node_get(fd, 1, &n)) == 0) {
+    } else if ((rc = check_fd(fd, ACCESS_W)) == 0 && (rc = node_get(fd, 1, &n)) == 0 &&
+               (rc = kill_setid(path, fd, n, "truncate")) == 0) {
         rc = contentio_truncate(n, fd, (uint64_t)size, &bad);
     }
     if (rc == -EIO)
@@ -616,7 +653,8 @@ static int handle_new(const struct caller *c, const char *op, const char *path, 
     rc = h->path == NULL ? -ENOMEM : fstat(fd, &st) != 0 ? neg_errno() : S_ISREG(st.st_mode) ? 0 : -EINVAL;
     if (rc == 0)
         rc = node_get(fd, writable, &h->node);
-    if (rc == 0 && writable && (flags & O_TRUNC))
+    if (rc == 0 && writable && (flags & O_TRUNC) &&
+        (rc = kill_setid(path, fd, h->node, "truncate")) == 0)
         rc = contentio_truncate(h->node, fd, 0, &bad);
     if (rc == 0 && (h->tally = tally_new(c, path, node_file_id(h->node))) == NULL)
         rc = -ENOMEM;
@@ -803,6 +841,8 @@ static int op_write(const char *path, const char *buf, size_t size, off_t off,
         return -EINVAL;
     if (trail_ready() != 0)
         return -EIO;
+    if ((n = kill_setid(rpath(path, fi), fh(fi)->fd, fh(fi)->node, "write")) != 0)
+        return (int)n;
     n = contentio_write(fh(fi)->node, fh(fi)->fd, buf, size, (uint64_t)off, fh(fi)->append,
                         &bad);
     if (n == -ENOSPC && reaper_drain()) /* space of files just unlinked, freed now */

@@ -1,10 +1,11 @@
 /*
  * ops: the FUSE operations of custodyfs (high-level libfuse 3 API, paths relative to the mount).
  *
- * The only FUSE-aware module.  Each operation resolves its path beneath the backing directory
- * (fs/backing.h), works on the backing file, and for regular files goes through fs/contentio.h
- * so that content is encrypted on the way down and authenticated on the way up.  Operations
- * return 0 (or a byte count) or a negative errno and never end the daemon.
+ * With fs/wire.h (its I/O on the FUSE device), the only FUSE-aware module.  Each operation
+ * resolves its path beneath the backing directory (fs/backing.h), works on the backing file, and
+ * for regular files goes through fs/contentio.h so that content is encrypted on the way down and
+ * authenticated on the way up.  Operations return 0 (or a byte count) or a negative errno and
+ * never end the daemon.
  */
 #ifndef CUSTODY_OPS_H
 #define CUSTODY_OPS_H
