@@ -3,7 +3,8 @@
  *
  * The INIT request is the first the kernel sends on a new connection, and it is answered before
  * any other.  read() notes its unique id when the kernel offers the flag; writev() of the reply
- * with that id sets the flag in a copy of the reply.  Every other request costs one load.
+ * with that id sets the flag in a copy of the reply.  read() also notes the opcode and node of
+ * every request, per thread, for wire_attr_changed(); that and one load are all a request costs.
  */
 #define FUSE_USE_VERSION 314
 #include "wire.h"
