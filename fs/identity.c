@@ -46,7 +46,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Read the file `name` of the /proc/PID directory dirfd into buf.  Returns its length or -1. */
+/* Read the file `name` of the /proc/PID directory dirfd (or a path, with AT_FDCWD) into buf.
+ * Returns its length or -1. */
 static ssize_t read_proc(int dirfd, const char *name, char *buf, size_t len)
 {
     ssize_t n;
@@ -258,16 +259,12 @@ void caller_identify(uid_t uid, gid_t gid, pid_t pid, struct caller *c)
 
 int caller_capable(pid_t pid, uid_t uid, int cap)
 {
-    char dir[32], buf[8192], *p;
+    char status[40], buf[8192], *p = NULL;
     unsigned long long eff;
-    int dirfd;
 
-    snprintf(dir, sizeof(dir), "/proc/%ld", (long)pid);
-    dirfd = pid > 0 ? open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dirfd < 0)
-        return uid == 0;
-    p = read_proc(dirfd, "status", buf, sizeof(buf)) < 0 ? NULL : strstr(buf, "\nCapEff:");
-    close(dirfd);
+    snprintf(status, sizeof(status), "/proc/%ld/status", (long)pid);
+    if (pid > 0 && read_proc(AT_FDCWD, status, buf, sizeof(buf)) > 0)
+        p = strstr(buf, "\nCapEff:");
     if (p == NULL || sscanf(p + sizeof("\nCapEff:") - 1, "%llx", &eff) != 1)
         return uid == 0;
     return cap >= 0 && cap < 64 && ((eff >> cap) & 1);
